@@ -1,0 +1,24 @@
+"""Procedural 2D target densities on [-1, 1]^2, each exactly sampleable and scored on a grid.
+
+    >>> import densities, numpy as np
+    >>> d = densities.get("spiral", bins=100)
+    >>> d.sample(5, np.random.default_rng(0)).shape
+    (5, 2)
+"""
+
+from . import shapes  # noqa: F401  (registers gaussian, uniform)
+from .grid import Density, DensityError, histogram, points_to_cells
+from .registry import Target, get, names, params_for, parse_names, target
+
+__all__ = [
+    "Density",
+    "DensityError",
+    "Target",
+    "get",
+    "histogram",
+    "names",
+    "params_for",
+    "parse_names",
+    "points_to_cells",
+    "target",
+]

@@ -1,0 +1,115 @@
+"""Recorded frames of a run: per frame and method the node histogram on the target's grid.
+
+Positions are never stored (at K = 10^6 they would be hundreds of MB); a histogram is all the
+renderer needs. The file `frames.npz` holds:
+
+    methods          (M,)                str    method names, panel order
+    target_names     (T,)                str    the target sequence (a name may repeat)
+    target_arrays    (T, bins, bins)     f64    each target's density Q (sums to 1)
+    hist             (F, M, bins, bins)  int    node counts per cell (uint16 when K < 65536)
+    target_index     (F,)                int    index into target_names of each frame
+    step             (F,)                int    steps done on that target when recorded
+    global_step      (F,)                int    steps done since the run began
+    kl               (F, M)              f64    KL(P || Q) of each method at that frame
+    nodes            ()                  int    K
+    steps_per_target ()                  int
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_with
+from .errors import ToylabError
+
+FRAMES_FILE = "frames.npz"
+
+
+@dataclass
+class Frames:
+    """All frames of a run, in memory; append with `add`, persist with `save`."""
+
+    methods: list[str]
+    target_names: list[str]
+    target_arrays: list[np.ndarray]
+    nodes: int
+    steps_per_target: int
+    hist: list[np.ndarray] = field(default_factory=list)
+    target_index: list[int] = field(default_factory=list)
+    step: list[int] = field(default_factory=list)
+    global_step: list[int] = field(default_factory=list)
+    kl: list[np.ndarray] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.hist)
+
+    @property
+    def bins(self) -> int:
+        return int(self.target_arrays[0].shape[0])
+
+    def hist_dtype(self) -> type:
+        return np.uint16 if self.nodes < 2**16 else np.int32
+
+    def add(self, hists: np.ndarray, target_index: int, step: int, global_step: int, kl: np.ndarray) -> None:
+        """Append one frame: hists is (M, bins, bins) counts, kl is (M,)."""
+        self.hist.append(np.asarray(hists, dtype=self.hist_dtype()))
+        self.target_index.append(int(target_index))
+        self.step.append(int(step))
+        self.global_step.append(int(global_step))
+        self.kl.append(np.asarray(kl, dtype=np.float64))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The npz payload."""
+        bins, m = self.bins, len(self.methods)
+        return {
+            "methods": np.array(self.methods, dtype=str),
+            "target_names": np.array(self.target_names, dtype=str),
+            "target_arrays": np.stack(self.target_arrays).astype(np.float64),
+            "hist": np.stack(self.hist) if self.hist else np.zeros((0, m, bins, bins), self.hist_dtype()),
+            "target_index": np.array(self.target_index, dtype=np.int64),
+            "step": np.array(self.step, dtype=np.int64),
+            "global_step": np.array(self.global_step, dtype=np.int64),
+            "kl": np.stack(self.kl) if self.kl else np.zeros((0, m)),
+            "nodes": np.array(self.nodes, dtype=np.int64),
+            "steps_per_target": np.array(self.steps_per_target, dtype=np.int64),
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write frames.npz atomically (compressed: histograms are mostly zeros)."""
+        payload = self.arrays()
+
+        def writer(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **payload)
+
+        return write_with(path, writer)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Frames:
+        """Read a frames.npz; a missing or malformed file is a one-line ToylabError."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / FRAMES_FILE
+        if not path.is_file():
+            raise ToylabError(f"{path.parent} is not a toylab run directory (no {FRAMES_FILE})")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                frames = cls(
+                    methods=[str(s) for s in z["methods"]],
+                    target_names=[str(s) for s in z["target_names"]],
+                    target_arrays=list(z["target_arrays"]),
+                    nodes=int(z["nodes"]),
+                    steps_per_target=int(z["steps_per_target"]),
+                    hist=list(z["hist"]),
+                    target_index=[int(v) for v in z["target_index"]],
+                    step=[int(v) for v in z["step"]],
+                    global_step=[int(v) for v in z["global_step"]],
+                    kl=list(z["kl"]),
+                )
+        except (OSError, KeyError, ValueError) as err:
+            raise ToylabError(f"cannot read {path}: {err}") from None
+        return frames
