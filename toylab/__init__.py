@@ -1,3 +1,13 @@
-"""toylab: fit flat Discrete Distribution Networks to 2D targets and watch them learn."""
+"""toylab: fit flat Discrete Distribution Networks to 2D targets and watch them learn.
+
+Library API: `fit` (train in memory), `evaluate` (score nodes against a density),
+`load_run` (read a run directory written by `toylab run`).
+"""
 
 __version__ = "0.1.0"
+
+from .api import FitResult, evaluate, fit  # noqa: E402
+from .config import RunConfig  # noqa: E402
+from .rundir import load_run  # noqa: E402
+
+__all__ = ["FitResult", "RunConfig", "evaluate", "fit", "load_run"]

@@ -1,0 +1,97 @@
+"""`toylab gif DIR`: re-render a finished (or interrupted) run's GIF from DIR/frames.npz."""
+
+from __future__ import annotations
+
+import argparse
+import zipfile
+from pathlib import Path
+
+from .. import gif, render
+from ..errors import ToylabError
+from ..frames import FRAMES_FILE, Frames
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "gif",
+        help="re-render a run's comparison GIF from its saved frames",
+        description=(
+            "Re-render the comparison GIF of a run from DIR/frames.npz: one panel per method "
+            "(node histogram, with step and KL) and the target, on a shared viridis scale. "
+            "A run over a sequence of targets gives one GIF through all of them."
+        ),
+        epilog=(
+            f"Defaults: scale for ~{render.GIF_PANEL_PX} px panels ({render.DEFAULT_SCALE} at 100 "
+            "bins; a 96-frame, three-panel GIF is then about 2.5 MB) and "
+            f"{gif.DEFAULT_FPS} fps (4.8 s per 96-frame target; GIF delays are whole 1/100 s, "
+            "so prefer an fps that divides 100)."
+        ),
+    )
+    p.add_argument("dir", metavar="DIR", type=Path, help="run directory holding frames.npz")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        type=Path,
+        help=f"GIF to write (default DIR/{gif.GIF_NAME}); --mp4 writes FILE with suffix .mp4 too",
+    )
+    p.add_argument(
+        "--fps",
+        type=int,
+        metavar="N",
+        default=gif.DEFAULT_FPS,
+        help=f"frames per second, 1..{gif.MAX_FPS} (default {gif.DEFAULT_FPS})",
+    )
+    p.add_argument(
+        "--scale",
+        type=int,
+        metavar="N",
+        help=f"pixels per histogram cell, at least 1 (default: about {render.GIF_PANEL_PX} px "
+        f"per panel, {render.DEFAULT_SCALE} at 100 bins)",
+    )
+    p.add_argument(
+        "--panels",
+        metavar="LIST",
+        help="comma list of panels in order, from the run's methods and 'target' "
+        "(default: every method, then target), e.g. sp,target",
+    )
+    p.add_argument(
+        "--mp4",
+        action="store_true",
+        help="also write an MP4 (needs imageio-ffmpeg: pip install 'toylab[mp4]')",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=main)
+
+
+def load_run(run_dir: Path) -> Frames:
+    """The frames of a run directory; anything else is a one-line ToylabError."""
+    if not run_dir.exists():
+        raise ToylabError(f"{run_dir} does not exist")
+    if not run_dir.is_dir():
+        raise ToylabError(f"{run_dir} is not a directory (give a run directory)")
+    path = run_dir / FRAMES_FILE
+    if not path.is_file():
+        raise ToylabError(f"{run_dir} is not a toylab run directory (no {FRAMES_FILE})")
+    try:
+        frames = Frames.load(path)
+    except (zipfile.BadZipFile, EOFError, TypeError, IndexError) as err:
+        raise ToylabError(f"cannot read {path}: {err or type(err).__name__}") from None
+    gif.check_frames(frames)
+    return frames
+
+
+def main(args: argparse.Namespace) -> int:
+    fps = gif.check_fps(args.fps)
+    scale = gif.check_scale(args.scale) if args.scale is not None else None
+    if args.mp4:
+        gif.require_ffmpeg()
+    frames = load_run(args.dir)
+    panels = args.panels.split(",") if args.panels is not None else None
+    panels = render.resolve_panels(frames, panels)
+    out = args.out if args.out is not None else args.dir / gif.GIF_NAME
+    written = gif.render_run(
+        frames, out, fps=fps, scale=scale, panels=panels, mp4=args.mp4, progress=not args.quiet
+    )
+    for path in written:
+        print(path)
+    return 0
