@@ -19,7 +19,7 @@ TARGET_OPTION_KEYWORDS = {
 def add_target_options(parser: argparse.ArgumentParser) -> None:
     """Add --bins and the per-target options; each applies to the targets that take it."""
     group = parser.add_argument_group("target options (each applies to the targets that take it)")
-    group.add_argument("--bins", type=int, default=100, help="grid size per side, 8..4096 (default 100)")
+    group.add_argument("--bins", type=int, default=None, help="grid size per side, 8..4096 (default 100)")
     group.add_argument("--qr-data", metavar="TEXT", help="payload of the qr target")
     group.add_argument("--text", help="text of the words target (use \\n for new lines)")
     group.add_argument("--image", metavar="PATH", help="PNG/JPEG/.npy file for the image target")

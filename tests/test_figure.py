@@ -1,0 +1,56 @@
+"""`toylab figure` on a tiny config: the grid, the PDF and both tables."""
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from toylab.cli import main
+from toylab.figure import FIGURE_TARGETS, PAPER_KL
+
+
+def test_figure_writes_png_pdf_and_tables(tmp_path, capsys):
+    out = tmp_path / "fig"
+    code = main(["figure", "--nodes", "120", "--steps", "30", "--seeds", "0,1", "--bins", "64", "--out", str(out), "--quiet"])
+    assert code == 0
+    png = Image.open(out / "figure.png")
+    assert png.width > 600 and png.height > 600
+    assert (out / "figure.pdf").read_bytes().startswith(b"%PDF")
+    rows = list(csv.DictReader((out / "figure.csv").open()))
+    assert {r["target"] for r in rows} == set(FIGURE_TARGETS)
+    assert {r["column"] for r in rows} == {"gd", "sp", "real"}
+    for r in rows:
+        assert r["seeds"] == "2" and float(r["kl_mean"]) > 0 and float(r["kl_sd"]) >= 0
+        assert float(r["paper_kl"]) == PAPER_KL[r["target"]][r["column"]]
+    md = (out / "figure.md").read_text()
+    assert "(20.19)" in md and "±" in md and "procedural" in md
+    assert "| spiral |" in md and capsys.readouterr().out.strip().startswith("# 2D density figure")
+
+
+def test_figure_with_paper_images(tmp_path):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("sprial.png", "QR_code.png", "words.png"):
+        Image.fromarray((rng.random((40, 40)) * 255).astype(np.uint8)).save(images / name)
+    out = tmp_path / "fig"
+    code = main(["figure", "--nodes", "50", "--steps", "5", "--method", "sp", "--bins", "64",
+                 "--paper-images", str(images), "--out", str(out), "--quiet"])
+    assert code == 0
+    assert "paper's own images" in (out / "figure.md").read_text()
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--seeds", "0,x"], "--seeds"),
+    (["--seeds", "1,1"], "twice"),
+    (["--nodes", "1"], "--nodes"),
+    (["--method", "nope"], "nope"),
+    (["--paper-images", "/nowhere"], "/nowhere"),
+])
+def test_figure_bad_input(tmp_path, capsys, args, named):
+    out = tmp_path / "fig"
+    assert main(["figure", "--steps", "2", "--bins", "64", "--out", str(out), "--quiet", *args]) != 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and named in err and "Traceback" not in err
+    assert not out.exists()

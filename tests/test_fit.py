@@ -1,0 +1,89 @@
+"""Training behaviour: determinism, independence of methods, quality, resume."""
+
+import numpy as np
+import pytest
+import torch
+
+import toylab
+from toylab.config import RunConfig
+from toylab.run import Run
+
+TINY = dict(steps=200, batch=10, frames=3, bins=32)
+
+
+def test_same_seed_same_nodes_and_kl():
+    a = toylab.fit("gaussian", nodes=300, seed=5, **TINY)
+    b = toylab.fit("gaussian", nodes=300, seed=5, **TINY)
+    c = toylab.fit("gaussian", nodes=300, seed=6, **TINY)
+    for m in ("gd", "sp"):
+        assert np.array_equal(a.nodes[m], b.nodes[m])
+        assert a.metrics["targets"][0]["methods"][m]["kl"] == b.metrics["targets"][0]["methods"][m]["kl"]
+        assert not np.array_equal(a.nodes[m], c.nodes[m])
+
+
+def test_adding_a_method_does_not_change_another():
+    alone = toylab.fit("blur_circles", nodes=300, methods="sp", seed=1, **TINY)
+    both = toylab.fit("blur_circles", nodes=300, methods="gd,sp", seed=1, **TINY)
+    assert np.array_equal(alone.nodes["sp"], both.nodes["sp"])
+    gd = toylab.fit("blur_circles", nodes=300, methods="gd", seed=1, **TINY)
+    assert np.array_equal(gd.nodes["gd"], both.nodes["gd"])
+
+
+def test_methods_start_from_the_same_nodes():
+    r = toylab.fit("gaussian", nodes=100, steps=1, batch=1, frames=0)
+    moved = (r.nodes["gd"] != r.nodes["sp"]).any(axis=1)
+    assert moved.sum() <= 3  # one matched node moved, one split copy, at most
+
+
+def test_split_and_prune_beats_gradient_descent_by_a_wide_margin():
+    r = toylab.fit("blur_circles", nodes=500, steps=3000, batch=10, frames=0, seed=0)
+    t = r.metrics["targets"][0]
+    gd, sp, real = t["methods"]["gd"]["kl"], t["methods"]["sp"]["kl"], t["real_samples"]["kl"]
+    assert sp < gd / 5
+    assert sp < 1.5 * real
+    assert t["methods"]["sp"]["stray"] < t["methods"]["gd"]["stray"] / 10
+
+
+def test_sequence_carries_nodes_and_resets_counts():
+    r = toylab.fit("gaussian,uniform", nodes=200, steps=50, batch=10, frames=2, bins=16)
+    assert [t["target"] for t in r.metrics["targets"]] == ["gaussian", "uniform"]
+    assert r.frames.target_index == [0, 0, 1, 1]
+    assert r.frames.global_step == [0, 50, 50, 100]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("max_splits", [1, 6])
+def test_interrupted_then_resumed_equals_uninterrupted(optimizer, max_splits):
+    cfg = dict(targets=["gaussian", "blur_circles"], nodes=400, steps=120, batch=7, frames=5, bins=32,
+               optimizer=optimizer, max_splits=max_splits, eval_every=17)
+    full = Run(RunConfig(**cfg))
+    full.advance()
+    for stop_at in (0, 1, 119, 120, 150):
+        part = Run(RunConfig(**cfg))
+        part.advance(should_stop=lambda p=part, s=stop_at: p.global_step >= s)
+        state = part.state_dict()
+        # through serialisation, as the checkpoint file does
+        buf = __import__("io").BytesIO()
+        torch.save(state, buf)
+        buf.seek(0)
+        resumed = Run(RunConfig(**cfg))
+        resumed.load_state_dict(torch.load(buf, weights_only=True), part.frames)
+        assert resumed.advance()
+        for m in ("gd", "sp"):
+            assert np.array_equal(resumed.positions()[m], full.positions()[m])
+        assert _same_but_seconds(resumed.metrics(), full.metrics())
+        assert resumed.kl_rows == full.kl_rows
+        assert resumed.frames.global_step == full.frames.global_step
+        assert all(np.array_equal(a, b) for a, b in zip(resumed.frames.hist, full.frames.hist, strict=True))
+
+
+def _same_but_seconds(a, b):
+    def strip(m):
+        return [{**t, "methods": {k: {**v, "seconds": 0} for k, v in t["methods"].items()}} for t in m["targets"]]
+
+    return strip(a) == strip(b)
+
+
+def test_fit_rejects_unknown_keywords():
+    with pytest.raises(TypeError):
+        toylab.fit("gaussian", nodes=10, steps=1, frobnicate=3)

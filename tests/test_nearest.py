@@ -1,0 +1,57 @@
+"""The KD-tree index must answer exactly as brute force, ties (split copies) included."""
+
+import numpy as np
+import pytest
+import torch
+
+from toylab.nearest import BruteForceIndex, KDTreeIndex, brute_force_nearest, make_index
+
+
+@pytest.mark.parametrize("distance", ["l1", "l2"])
+@pytest.mark.parametrize("k", [3, 50, 2000])
+def test_index_matches_brute_force_while_nodes_move_and_split(distance, k):
+    rng = np.random.default_rng(k)
+    pos = rng.uniform(-1, 1, (k, 2))
+    pos[1] = pos[0]  # duplicates present at build time
+    index = KDTreeIndex(pos, distance)
+    mismatches = 0
+    for step in range(400):
+        pts = rng.uniform(-1.2, 1.2, (int(rng.integers(1, 30)), 2))
+        if step % 5 == 0:
+            pts[0] = pos[rng.integers(0, k)]  # a point exactly on a node
+        got = index.query(pts)
+        want = brute_force_nearest(pts, pos, distance)
+        mismatches += int((got != want).sum())
+        moved = np.unique(got)
+        pos[moved] += 0.4 * (pts[: moved.size] - pos[moved])
+        index.mark_moved(moved)
+        i, j = rng.integers(0, k, 2)
+        pos[j] = pos[i]  # a split: exact duplicate position
+        index.mark_moved(np.array([j]))
+    assert mismatches == 0
+    assert index.rebuilds > 1  # the rebuild path was exercised too
+
+
+def test_ties_go_to_the_lowest_index():
+    pos = np.array([[0.5, 0.5], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    pts = np.array([[0.1, 0.1], [0.0, 0.0]])
+    index = KDTreeIndex(pos.copy(), "l1")
+    assert index.query(pts).tolist() == [1, 1]
+    index.positions[1] = [0.9, 0.9]
+    index.mark_moved(np.array([1]))
+    assert index.query(pts).tolist() == [2, 2]
+
+
+def test_torch_brute_force_agrees_with_numpy():
+    rng = np.random.default_rng(0)
+    nodes, pts = rng.uniform(-1, 1, (500, 2)), rng.uniform(-1, 1, (64, 2))
+    for distance in ("l1", "l2"):
+        a = brute_force_nearest(pts, nodes, distance)
+        b = brute_force_nearest(torch.from_numpy(pts), torch.from_numpy(nodes), distance)
+        assert np.array_equal(a, b.numpy())
+
+
+def test_auto_index_choice():
+    assert isinstance(make_index(np.zeros((100, 2)), "l1", "auto", batch=10), BruteForceIndex)
+    assert isinstance(make_index(np.zeros((100_000, 2)) + np.arange(100_000)[:, None], "l1", "auto", batch=10), KDTreeIndex)
+    assert isinstance(make_index(torch.zeros(10, 2), "l1", "kdtree"), BruteForceIndex)  # tensors: GPU path
