@@ -105,5 +105,5 @@ def test_counts_reset_when_the_target_changes():
     sp = SplitAndPrune(torch.zeros(4, 2) + torch.arange(4.0)[:, None], Settings())
     sp.step(np.zeros((3, 2)))
     assert sp.counts.sum() > 0
-    sp.begin_target(10)
+    sp.begin_target(10, None)
     assert sp.counts.sum() == 0

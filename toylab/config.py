@@ -14,6 +14,7 @@ from .errors import ToylabError
 from .methods import METHODS, Settings
 from .nearest import DISTANCES, INDEXES
 from .optim import DEFAULT_LR, OPTIMIZERS
+from .schedule import DEFAULT_BETA_END, DEFAULT_BETA_START, DEFAULT_SCHEDULE, check_schedule
 
 DEFAULT_METHODS = ("gd", "sp")
 
@@ -41,6 +42,9 @@ class RunConfig:
     frames: int = 96
     eval_every: int | None = None
     index: str = "auto"
+    beta_start: float = DEFAULT_BETA_START
+    beta_end: float = DEFAULT_BETA_END
+    beta_schedule: str = DEFAULT_SCHEDULE
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
@@ -66,6 +70,9 @@ class RunConfig:
             prune_ratio=self.prune_ratio,
             index=self.index,
             batch=self.batch,
+            beta_start=float(self.beta_start),
+            beta_end=float(self.beta_end),
+            beta_schedule=self.beta_schedule,
         )
 
     def frame_steps(self) -> list[int]:
@@ -111,6 +118,7 @@ class RunConfig:
                 raise ToylabError(f"--lr {self.lr} is unstable for sgd (a step of 2 lr overshoots); use 0 < lr <= 1")
         _check_positive("split-ratio", self.split_ratio)
         _check_positive("prune-ratio", self.prune_ratio)
+        check_schedule(self.beta_schedule, self.beta_start, self.beta_end)
         densities.grid.check_bins(self.bins)
         self.device = check_device(self.device)
         return self

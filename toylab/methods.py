@@ -1,6 +1,6 @@
 """The fitting methods. Each owns its node positions and state and shares one step interface:
 
-    method.begin_target(steps)      a new target starts (Split-and-Prune resets its counts)
+    method.begin_target(steps, density)   a new target starts (e.g. Split-and-Prune resets counts)
     method.step(points) -> Step     match a batch of points to nodes and move nodes
     method.state_dict() / load_state_dict(state)   everything a bit-exact resume needs
 
@@ -16,8 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .nearest import make_index
+import densities
+
+from .kmeans import kmeans_plus_plus, running_mean_update
+from .nearest import BruteForceIndex, make_index
 from .optim import make_optimizer
+from .schedule import DEFAULT_BETA_END, DEFAULT_BETA_START, DEFAULT_SCHEDULE, beta_at
+from .soft import SoftSelector
 from .splitting import plan_splits
 
 
@@ -33,6 +38,9 @@ class Settings:
     prune_ratio: float = 0.5
     index: str = "auto"
     batch: int = 10  # lets "auto" pick brute force or the KD-tree index
+    beta_start: float = DEFAULT_BETA_START
+    beta_end: float = DEFAULT_BETA_END
+    beta_schedule: str = DEFAULT_SCHEDULE
 
 
 @dataclass
@@ -57,13 +65,18 @@ class GradientDescent:
 
     name = "gd"
     title = "gradient descent"
+    uses_index = True  # matches by nearest node, so keeps a nearest-node index
 
     def __init__(self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None):
         self.settings = settings
+        self.rng = rng if rng is not None else np.random.default_rng(0)
         self.positions = positions.detach().clone().to(torch.float64)
         self.pos = _work_array(self.positions)
         self.optimizer = make_optimizer(settings.optimizer, self.pos, settings.lr)
-        self.index = make_index(self.pos, settings.distance, settings.index, settings.batch)
+        if self.uses_index:
+            self.index = make_index(self.pos, settings.distance, settings.index, settings.batch)
+        else:
+            self.index = BruteForceIndex(self.pos, settings.distance)
 
     def _points(self, points):
         """Points as the work array type (numpy on CPU, tensor on the device otherwise)."""
@@ -71,7 +84,7 @@ class GradientDescent:
             return np.asarray(points.cpu() if isinstance(points, torch.Tensor) else points, dtype=np.float64)
         return torch.as_tensor(points, dtype=torch.float64, device=self.positions.device)
 
-    def begin_target(self, steps: int) -> None:
+    def begin_target(self, steps: int, density: densities.Density) -> None:
         """Gradient descent keeps no per-target state."""
 
     def match(self, points):
@@ -116,7 +129,7 @@ class SplitAndPrune(GradientDescent):
         else:
             self.counts = torch.zeros(k, dtype=torch.float64, device=self.positions.device)
 
-    def begin_target(self, steps: int) -> None:
+    def begin_target(self, steps: int, density: densities.Density) -> None:
         """Counts describe the current target only: reset them when it changes."""
         self.counts[:] = 0
 
@@ -168,7 +181,118 @@ class SplitAndPrune(GradientDescent):
         self.counts[:] = value.numpy() if isinstance(self.counts, np.ndarray) else value.to(self.counts.device)
 
 
-METHODS: dict[str, type[GradientDescent]] = {"gd": GradientDescent, "sp": SplitAndPrune}
+def _rng_state(rng: np.random.Generator) -> dict:
+    return rng.bit_generator.state
+
+
+class SoftSelection(GradientDescent):
+    """Soft selection: each point moves a node drawn with probability proportional to
+    exp(-beta d), not always its nearest node, with beta annealed over each target.
+
+    Early on (small beta) far nodes still win points now and then, so no node stays dead;
+    as beta grows the rule becomes plain nearest-node gradient descent. beta follows
+    `schedule.beta_at` from beta_start to beta_end over the steps of each target; draws come
+    from the method's own random stream. No split or prune.
+    """
+
+    name = "soft"
+    title = "soft selection"
+    uses_index = False
+
+    def __init__(self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None):
+        super().__init__(positions, settings, rng)
+        self.selector = SoftSelector(settings.distance)
+        self.target_step = 0
+        self.target_steps = 1
+        self.torch_gen = None
+        if not isinstance(self.pos, np.ndarray):
+            self.torch_gen = torch.Generator(device=self.positions.device)
+            self.torch_gen.manual_seed(int(self.rng.integers(2**62)))
+
+    @property
+    def beta(self) -> float:
+        s = self.settings
+        return beta_at(s.beta_schedule, s.beta_start, s.beta_end, self.target_step, self.target_steps)
+
+    def begin_target(self, steps: int, density: densities.Density) -> None:
+        """The schedule restarts from beta_start on every target."""
+        self.target_step, self.target_steps = 0, steps
+
+    def match(self, points):
+        return self.selector.select(points, self.pos, self.beta, self.rng, self.torch_gen)
+
+    def step(self, points) -> Step:
+        step = super().step(points)
+        self.target_step += 1
+        return step
+
+    def state_dict(self) -> dict:
+        out = {**super().state_dict(), "target_step": self.target_step, "target_steps": self.target_steps,
+               "rng": _rng_state(self.rng)}
+        if self.torch_gen is not None:
+            out["torch_gen"] = self.torch_gen.get_state()
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.target_step, self.target_steps = int(state["target_step"]), int(state["target_steps"])
+        self.rng.bit_generator.state = state["rng"]
+        if self.torch_gen is not None and "torch_gen" in state:
+            self.torch_gen.set_state(state["torch_gen"])
+
+
+class OnlineKMeans(GradientDescent):
+    """The classical baseline: online k-means (MacQueen 1967).
+
+    Nodes start from k-means++ on a sample of the first target drawn from the method's own
+    stream (max(4K, 1000) points), not from the shared uniform nodes; each match then moves its
+    node by 1/n of the offset, n its match count, the seed point counting as the first member.
+    Counts restart at 1 when the target changes so the nodes can follow a new target. Empty
+    clusters are never reassigned (that would be a split-and-prune of its own). --optimizer
+    and --lr do not apply.
+    """
+
+    name = "kmeans"
+    title = "online k-means"
+
+    def __init__(self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None):
+        super().__init__(positions, settings, rng)
+        k = self.positions.shape[0]
+        self.counts = np.ones(k) if isinstance(self.pos, np.ndarray) else torch.ones(k, dtype=torch.float64, device=self.positions.device)
+        self.seeded = False
+
+    def begin_target(self, steps: int, density: densities.Density) -> None:
+        if not self.seeded:
+            k = self.positions.shape[0]
+            sample = density.sample(max(4 * k, 1000), self.rng)
+            centres = kmeans_plus_plus(sample, k, self.rng, self.settings.distance)
+            self.positions.copy_(torch.from_numpy(centres))
+            self.index.rebuild()
+            self.seeded = True
+        self.counts[:] = 1
+
+    def _update(self, points, matched) -> None:
+        moved = running_mean_update(self.pos, self.counts, points, matched)
+        self.index.mark_moved(moved)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "counts": _state_tensor(self.counts), "seeded": self.seeded,
+                "rng": _rng_state(self.rng)}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        value = state["counts"]
+        self.counts[:] = value.numpy() if isinstance(self.counts, np.ndarray) else value.to(self.counts.device)
+        self.seeded = bool(state["seeded"])
+        self.rng.bit_generator.state = state["rng"]
+
+
+METHODS: dict[str, type[GradientDescent]] = {
+    "gd": GradientDescent,
+    "sp": SplitAndPrune,
+    "soft": SoftSelection,
+    "kmeans": OnlineKMeans,
+}
 
 
 def make_method(name: str, positions: torch.Tensor, settings: Settings, rng: np.random.Generator) -> GradientDescent:

@@ -114,7 +114,7 @@ class Run:
     def _begin_target(self) -> None:
         cfg = self.config
         for method in self.methods.values():
-            method.begin_target(cfg.steps)
+            method.begin_target(cfg.steps, self.density)
         rng = streams.generator(cfg.seed, "eval", self.target_pos)
         self.real[self.target_pos] = real_samples(self.density, cfg.nodes, rng)
         self.seconds = dict.fromkeys(cfg.methods, 0.0)

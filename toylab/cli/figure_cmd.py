@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import figure, rundir
+from .. import figure
 from ..config import RunConfig
 from ..errors import ToylabError
 from ..methods import METHODS

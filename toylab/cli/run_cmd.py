@@ -12,6 +12,7 @@ from ..errors import ToylabError
 from ..methods import METHODS
 from ..nearest import INDEXES
 from ..optim import DEFAULT_LR
+from ..schedule import SCHEDULES
 from ..run import Run, build_targets
 from .common import add_target_options, target_options
 
@@ -48,6 +49,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-splits", type=int, default=None, metavar="N", help=f"Split-and-Prune: splits at most per step (default {DEFAULTS.max_splits}, the paper's pace)")
     p.add_argument("--split-ratio", type=float, default=None, metavar="R", help=f"split a node whose share exceeds R/K (default {DEFAULTS.split_ratio})")
     p.add_argument("--prune-ratio", type=float, default=None, metavar="R", help=f"prune a node whose share is below R/K (default {DEFAULTS.prune_ratio})")
+    soft = p.add_argument_group("soft selection (--method soft): node k picked with probability ~ exp(-beta d_k)")
+    soft.add_argument("--beta-start", type=float, default=None, metavar="B0",
+                      help=f"beta at the start of each target, per unit distance (default {DEFAULTS.beta_start:g})")
+    soft.add_argument("--beta-end", type=float, default=None, metavar="B1",
+                      help=f"beta at the end of each target, >= B0 (default {DEFAULTS.beta_end:g})")
+    soft.add_argument("--beta-schedule", default=None, metavar="{" + ",".join(SCHEDULES) + "}",
+                      help=f"how beta goes from B0 to B1 (default {DEFAULTS.beta_schedule})")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="torch device: cpu (default) or cuda[:N]")
     p.add_argument("--threads", type=int, default=None, help=f"torch threads (default {runner.DEFAULT_THREADS}, measured fastest for the small per-step work)")
@@ -77,7 +85,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.method is not None:
         cfg.methods = [m.strip() for m in args.method.split(",")]
     for dest in ("nodes", "steps", "batch", "distance", "optimizer", "lr", "max_splits", "split_ratio",
-                 "prune_ratio", "seed", "device", "threads", "frames", "eval_every", "index", "bins"):
+                 "prune_ratio", "seed", "device", "threads", "frames", "eval_every", "index", "bins",
+                 "beta_start", "beta_end", "beta_schedule"):
         value = getattr(args, dest, None)
         if value is not None:
             setattr(cfg, dest, value)
