@@ -55,7 +55,6 @@ def test_intermediate_beta_follows_the_softmax_law(beta):
 def test_torch_path_follows_the_same_law():
     rng = np.random.default_rng(3)
     nodes = rng.uniform(-1, 1, (6, 2))
-    x = np.zeros(2)
     d = np.abs(nodes).sum(axis=1)
     p = np.exp(-5.0 * (d - d.min()))
     p /= p.sum()

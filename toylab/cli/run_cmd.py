@@ -12,8 +12,8 @@ from ..errors import ToylabError
 from ..methods import METHODS
 from ..nearest import INDEXES
 from ..optim import DEFAULT_LR
-from ..schedule import SCHEDULES
 from ..run import Run, build_targets
+from ..schedule import SCHEDULES
 from .common import add_target_options, target_options
 
 DEFAULTS = RunConfig()
