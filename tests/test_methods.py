@@ -107,3 +107,34 @@ def test_counts_reset_when_the_target_changes():
     assert sp.counts.sum() > 0
     sp.begin_target(10, None)
     assert sp.counts.sum() == 0
+
+
+def naive_split_and_prune(pos, points_batches, max_splits, lr=0.2):
+    """Split-and-Prune from the conventions, one point and one split at a time."""
+    pos = pos.copy()
+    k = len(pos)
+    counts = [0.0] * k
+    for points in points_batches:
+        matched = [int(np.argmin(np.abs(pos - x).sum(axis=1))) for x in points]
+        for m in matched:
+            counts[m] += 1
+        pairs, counts = naive_rule(counts, max_splits)
+        for i, j in pairs:
+            pos[j] = pos[i]
+        for m, x in zip(matched, points, strict=True):
+            pos[m] += 2 * lr * (x - pos[m])
+    return pos, counts
+
+
+@pytest.mark.parametrize("max_splits", [1, 3, 50])
+def test_split_and_prune_step_equals_the_naive_rule(max_splits):
+    rng = np.random.default_rng(7)
+    k = 40
+    init = rng.uniform(-1, 1, (k, 2))
+    batches = [rng.normal(0, 0.3, (int(rng.integers(1, 12)), 2)) for _ in range(60)]
+    sp = SplitAndPrune(torch.from_numpy(init), Settings(max_splits=max_splits))
+    for b in batches:
+        sp.step(b)
+    want_pos, want_counts = naive_split_and_prune(init, batches, max_splits)
+    np.testing.assert_allclose(sp.pos, want_pos, atol=1e-12)
+    np.testing.assert_array_equal(sp.counts, want_counts)

@@ -148,29 +148,25 @@ class SplitAndPrune(GradientDescent):
         return Step(matched, pairs)
 
     def _copy_nodes(self, pairs: list[tuple[int, int]]) -> None:
-        """Apply the splits in order (a later pair may read a slot an earlier one wrote)."""
-        if len(pairs) == 1 and isinstance(self.pos, np.ndarray):
+        """Apply the splits as if one after another: a later pair may read a slot that an
+        earlier pair wrote, so each written slot takes the original node its chain leads to."""
+        if len(pairs) == 1:
             i, j = pairs[0]
-            self.pos[j] = self.pos[i]
-            self.optimizer.copy_state(i, j)
-            self.index.mark_moved(np.array([j]))
-            return
-        src = np.fromiter((p[0] for p in pairs), np.int64, len(pairs))
-        dst = np.fromiter((p[1] for p in pairs), np.int64, len(pairs))
+            src, dst = np.array([i]), np.array([j])
+        else:
+            origin: dict[int, int] = {}
+            for i, j in pairs:
+                origin[j] = origin.get(i, i)
+            dst = np.fromiter(origin.keys(), np.int64, len(origin))
+            src = np.fromiter(origin.values(), np.int64, len(origin))
         if not isinstance(self.pos, np.ndarray):
             src_t = torch.from_numpy(src).to(self.positions.device)
             dst_t = torch.from_numpy(dst).to(self.positions.device)
         else:
             src_t, dst_t = src, dst
-        independent = not np.isin(src, dst).any() and np.unique(dst).size == dst.size
-        if independent:
-            self.pos[dst_t] = self.pos[src_t]
-            self.optimizer.copy_state(src_t, dst_t)
-        else:
-            for n in range(len(pairs)):
-                self.pos[dst_t[n : n + 1]] = self.pos[src_t[n : n + 1]]
-                self.optimizer.copy_state(src_t[n : n + 1], dst_t[n : n + 1])
-        self.index.mark_moved(dst_t)
+        self.pos[dst_t] = self.pos[src_t]  # the right side is gathered before any write
+        self.optimizer.copy_state(src_t, dst_t)
+        self.index.mark_moved(dst)
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "counts": _state_tensor(self.counts)}

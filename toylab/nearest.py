@@ -26,8 +26,13 @@ from scipy.spatial import cKDTree
 DISTANCES = ("l1", "l2")
 INDEXES = ("auto", "kdtree", "brute")
 _CHUNK_ELEMENTS = 1 << 21  # bound on the size of (points x nodes) temporaries
-_REBUILD_FACTOR = 4.0  # rebuild after this x K log2 K dirty distance evaluations
+# Cost model of the index (units ~ns on this machine, measured; only ratios matter): a
+# brute-force (point, node) distance, a tree node per log2 level at build, a tree query.
+_PAIR_COST = 2.5
+_TREE_COST = 40.0
+_QUERY_COST = 1500.0
 _RETRY_NEIGHBOURS = 16  # neighbours asked of the tree when the nearest one is dirty
+_TIE_NEIGHBOURS = 4  # neighbours asked of the dirty tree, to see ties (split copies)
 
 
 class Scratch:
@@ -93,11 +98,29 @@ def brute_force_nearest(points, nodes, distance: str = "l1"):
     return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
 
 
+def _first_of_each_position(idx: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split node indices into the lowest index of each distinct position and the rest."""
+    if idx.size == 0:
+        return idx, idx
+    p = pos[idx]
+    order = np.lexsort((idx, p[:, 1], p[:, 0]))
+    sp = p[order]
+    repeat = np.zeros(idx.size, dtype=bool)
+    repeat[1:] = (sp[1:, 0] == sp[:-1, 0]) & (sp[1:, 1] == sp[:-1, 1])
+    return idx[order[~repeat]], idx[order[repeat]]
+
+
 class KDTreeIndex:
     """Exact nearest-node queries over moving nodes (CPU): a KD-tree snapshot plus a dirty set.
 
     `positions` is a (K, 2) float64 numpy array owned by the caller and changed in place; the
     caller reports every node it moves with `mark_moved` before the next query.
+
+    The main tree holds one node per distinct position (the lowest index), so it never has to
+    break a tie. Dirty nodes (moved since the snapshot) are searched by brute force while they
+    are few, and through a small KD-tree of their own, built per query, once they are many
+    (large batches move thousands of nodes a step). The main tree is rebuilt when the work
+    spent on dirty nodes since the last rebuild reaches the cost of a rebuild.
     """
 
     def __init__(self, positions: np.ndarray, distance: str = "l1"):
@@ -105,29 +128,47 @@ class KDTreeIndex:
         self.distance = distance
         self._p = 1 if distance == "l1" else 2
         self.rebuilds = 0
+        n = positions.shape[0]
+        self._dirty_mask = np.zeros(n, dtype=bool)
+        self._dirty_buf = np.empty(n, dtype=np.int64)
+        self._n_dirty = 0
+        self._tree: cKDTree | None = None
         self.rebuild()
 
+    # -- maintenance ----------------------------------------------------------------------
     def rebuild(self) -> None:
-        """Snapshot the positions into a fresh tree; only duplicated positions stay dirty."""
+        """Snapshot the positions into a fresh main tree; only repeated positions stay dirty.
+
+        Only nodes touched since the last snapshot can share a position (a split's copy), so
+        duplicates are looked for among them and the clean nodes they landed on, not among all
+        K nodes.
+        """
         pos = self.positions
         n = pos.shape[0]
-        # Sort by (x, y, index): among equal positions the lowest index comes first and is the
-        # one the tree holds; the others stay dirty so the tree never has to break a tie.
-        order = np.lexsort((np.arange(n), pos[:, 1], pos[:, 0]))
-        sp = pos[order]
-        repeat = np.zeros(n, dtype=bool)
-        repeat[1:] = (sp[1:, 0] == sp[:-1, 0]) & (sp[1:, 1] == sp[:-1, 1])
-        self._dirty_mask = np.zeros(n, dtype=bool)
-        self._dirty_mask[order[repeat]] = True
-        self._tree_nodes = np.flatnonzero(~self._dirty_mask)
-        self._snapshot = pos[self._tree_nodes].copy()
+        if self._tree is None:
+            keep, repeats = _first_of_each_position(np.arange(n), pos)
+            in_tree = np.sort(keep)
+        else:
+            dirty = self._dirty_buf[: self._n_dirty]
+            suspects = dirty
+            if dirty.size:
+                dist, leaf = self._tree.query(pos[dirty], k=1, p=self._p)
+                twin = self._tree_nodes[leaf[dist == 0]]
+                twin = twin[~self._dirty_mask[twin]]
+                suspects = np.union1d(dirty, twin)
+            _, repeats = _first_of_each_position(suspects, pos)
+            in_tree_mask = np.ones(n, dtype=bool)
+            in_tree_mask[repeats] = False
+            in_tree = np.flatnonzero(in_tree_mask)
+        self._tree_nodes = in_tree
+        self._snapshot = pos[in_tree]
         self._tree = cKDTree(self._snapshot, balanced_tree=False, compact_nodes=False)
-        self._dirty_buf = np.empty(n, dtype=np.int64)
-        dirty = order[repeat]
-        self._dirty_buf[: dirty.size] = dirty
-        self._n_dirty = dirty.size
+        self._dirty_mask[:] = False
+        self._dirty_mask[repeats] = True
+        self._n_dirty = repeats.size
+        self._dirty_buf[: repeats.size] = np.sort(repeats)
         self._work = 0.0
-        self._budget = _REBUILD_FACTOR * n * max(np.log2(max(n, 2)), 1.0)
+        self._budget = _TREE_COST * n * max(np.log2(max(n, 2)), 1.0)
         self.rebuilds += 1
 
     def mark_moved(self, indices: np.ndarray) -> None:
@@ -139,21 +180,33 @@ class KDTreeIndex:
             self._dirty_buf[self._n_dirty : self._n_dirty + new.size] = new
             self._n_dirty += new.size
 
+    def _dirty_cost(self, b: int, d: int) -> float:
+        """Cost units (~ns) of searching d dirty nodes for b points, and the cheaper way."""
+        if d == 0:
+            return 0.0
+        brute = _PAIR_COST * b * d
+        tree = _TREE_COST * d * max(np.log2(d), 1.0) + _QUERY_COST * b
+        return min(brute, tree)
+
+    # -- queries --------------------------------------------------------------------------
     def query(self, points: np.ndarray) -> np.ndarray:
         """Nearest node of each point, exactly as `brute_force_nearest` answers."""
         b = points.shape[0]
-        if self._work + b * self._n_dirty > self._budget:
+        cost = self._dirty_cost(b, self._n_dirty)
+        if self._work + cost > self._budget:
             self.rebuild()
-        self._work += b * self._n_dirty
+            cost = self._dirty_cost(b, self._n_dirty)
+        self._work += cost
         dirty = self._dirty_buf[: self._n_dirty]
         _, leaf = self._tree.query(points, k=1, p=self._p)
         best = self._tree_nodes[leaf]
-        snap = self._snapshot[leaf]
-        best_d = self._row_distance(points, snap)
-        if dirty.size:
-            d_dirty, j_dirty = self._nearest_dirty(points, dirty)
-        else:
+        best_d = self._row_distance(points, self._snapshot[leaf])
+        if dirty.size == 0:
             d_dirty, j_dirty = np.full(b, np.inf), np.zeros(b, np.int64)
+        elif _PAIR_COST * b * dirty.size <= cost:
+            d_dirty, j_dirty = self._nearest_dirty_brute(points, dirty)
+        else:
+            d_dirty, j_dirty = self._nearest_dirty_tree(points, dirty)
         stale = self._dirty_mask[best]
         if stale.any():
             # The tree's nearest moved away: its snapshot distance is a lower bound on every
@@ -167,11 +220,11 @@ class KDTreeIndex:
         return np.where(take, j_dirty, best)
 
     def _row_distance(self, points: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-        d = np.abs(points[:, 0] - nodes[:, 0])
-        e = np.abs(points[:, 1] - nodes[:, 1])
+        d = np.abs(points[..., 0] - nodes[..., 0])
+        e = np.abs(points[..., 1] - nodes[..., 1])
         return d + e if self.distance == "l1" else d * d + e * e
 
-    def _nearest_dirty(self, points: np.ndarray, dirty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _nearest_dirty_brute(self, points: np.ndarray, dirty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distance to, and index of, the nearest dirty node (lowest index on ties)."""
         pos_dirty = self.positions[dirty]
         out_d = np.empty(points.shape[0])
@@ -190,6 +243,22 @@ class KDTreeIndex:
                 j[r] = dirty[d[r] == d_min[r]].min()
             out_d[s : s + chunk], out_j[s : s + chunk] = d_min, j
         return out_d, out_j
+
+    def _nearest_dirty_tree(self, points: np.ndarray, dirty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The same answer through a KD-tree of the dirty nodes (many dirty nodes)."""
+        pos_dirty = self.positions[dirty]
+        k = min(_TIE_NEIGHBOURS, dirty.size)
+        _, leaf = cKDTree(pos_dirty, balanced_tree=False, compact_nodes=False).query(points, k=k, p=self._p)
+        leaf = leaf.reshape(points.shape[0], k)
+        d = self._row_distance(points[:, None, :], pos_dirty[leaf])
+        d_min = d.min(axis=1)
+        tied = d == d_min[:, None]
+        cand = np.where(tied, dirty[leaf], np.iinfo(np.int64).max).min(axis=1)
+        unsure = tied[:, -1] & (k < dirty.size)  # more nodes may share that distance
+        if unsure.any():
+            rows = np.flatnonzero(unsure)
+            d_min[rows], cand[rows] = self._nearest_dirty_brute(points[rows], dirty)
+        return d_min, cand
 
     def _nearest_clean(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Nearest node still clean, asking the tree for more neighbours (brute force if none)."""

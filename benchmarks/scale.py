@@ -1,0 +1,90 @@
+"""Speed and scale of Split-and-Prune: seconds per step from K = 10^3 to 10^6, and two large fits.
+
+    python benchmarks/scale.py                 # per-step table + the K = 10^5 fit (~2 min)
+    python benchmarks/scale.py --large         # also K = 10^6 with 10^7 samples (~10 min)
+    python benchmarks/scale.py --table-only
+
+The per-step table times `sp` alone (the default one split a step, so the index dominates)
+with the KD-tree index and, where affordable, brute force. The large fits check quality at
+scale: KL below the real-samples KL at a grid where cells hold several nodes, with
+--max-splits scaled with the batch (B / 5: the paper's 1 split per 10 points is too slow to
+recycle K = 10^6 dead nodes in 1,000 steps). Peak memory is the process's max RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import numpy as np
+import torch
+
+import densities
+import toylab
+from toylab.methods import Settings, SplitAndPrune
+
+
+def per_step(k: int, batch: int, index: str, steps: int, target: densities.Density) -> float:
+    """Mean seconds per step of `sp` after a short warm-up."""
+    rng = np.random.default_rng(0)
+    method = SplitAndPrune(torch.from_numpy(rng.uniform(-1, 1, (k, 2))), Settings(index=index, batch=batch))
+    batches = [target.sample(batch, rng) for _ in range(steps + 5)]
+    for b in batches[:5]:
+        method.step(b)
+    start = time.perf_counter()
+    for b in batches[5:]:
+        method.step(b)
+    return (time.perf_counter() - start) / steps
+
+
+def table(max_k: int) -> None:
+    target = densities.get("spiral", 100)
+    print("seconds per step, method sp (1 split a step), target spiral, 1 thread")
+    print(f"{'K':>9} {'batch':>6} {'kd-tree':>10} {'brute':>10} {'speed-up':>9}")
+    for k in (10**3, 10**4, 10**5, 10**6):
+        if k > max_k:
+            continue
+        for batch in (10, 1000):
+            steps = max(5, min(2000, int(2e7 / (k * batch) * 10)))
+            tree = per_step(k, batch, "kdtree", steps, target)
+            brute = per_step(k, batch, "brute", max(3, steps // 10), target) if k * batch <= 10**8 else float("nan")
+            ratio = brute / tree if np.isfinite(brute) else float("nan")
+            print(f"{k:>9,} {batch:>6} {tree:>10.2e} {brute:>10.2e} {ratio:>8.1f}x", flush=True)
+
+
+def large_fit(k: int, samples: int, batch: int, bins: int, threads: int) -> None:
+    steps = samples // batch
+    max_splits = batch // 5
+    print(f"\nK = {k:,}: {samples:,} samples (batch {batch:,} x {steps:,} steps), --max-splits {max_splits}, "
+          f"{bins} bins ({k / bins**2:.1f} nodes a cell)", flush=True)
+    start = time.perf_counter()
+    r = toylab.fit("spiral", nodes=k, methods="sp", steps=steps, batch=batch, bins=bins, max_splits=max_splits,
+                   frames=0, threads=threads)
+    wall = time.perf_counter() - start
+    t = r.metrics["targets"][0]
+    sp, real = t["methods"]["sp"], t["real_samples"]
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    verdict = "below" if sp["kl"] < real["kl"] else "ABOVE"
+    print(f"  sp KL {sp['kl']:.4f} ({verdict} real samples {real['kl']:.4f}), stray nodes {sp['stray']:,}, "
+          f"fit {sp['seconds']:.1f} s, wall {wall:.1f} s, peak RSS {rss:,.0f} MB", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--large", action="store_true", help="also fit K = 10^6 with 10^7 samples")
+    ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--max-k", type=int, default=10**6, help="largest K in the per-step table")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    table(args.max_k)
+    if args.table_only:
+        return
+    large_fit(10**5, 10**6, batch=1000, bins=100, threads=args.threads)
+    if args.large:
+        large_fit(10**6, 10**7, batch=10_000, bins=300, threads=args.threads)
+
+
+if __name__ == "__main__":
+    main()
