@@ -109,6 +109,9 @@ def finish(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool) -> Non
     """Write every output file of the run as it stands (complete or interrupted)."""
     rundir.write_state(out, run)
     write_pictures(out, run, gif_options, quiet)
+    from .report import write_report
+
+    write_report(out, run)  # after the pictures: it inlines final.png and the GIF
 
 
 def results_table(metrics: dict[str, Any]) -> str:

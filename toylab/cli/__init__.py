@@ -13,9 +13,9 @@ import sys
 from densities import DensityError
 
 from ..errors import ToylabError
-from . import densities_cmd, figure_cmd, gif_cmd, run_cmd, sample_cmd
+from . import densities_cmd, explain_cmd, figure_cmd, gif_cmd, run_cmd, sample_cmd
 
-COMMANDS = [run_cmd, gif_cmd, figure_cmd, densities_cmd, sample_cmd]
+COMMANDS = [run_cmd, gif_cmd, figure_cmd, densities_cmd, sample_cmd, explain_cmd]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,0 +1,504 @@
+"""`toylab explain`: the small-K teaching view of why Split-and-Prune works.
+
+A few dozen nodes are fitted with every method side by side, exactly as `toylab run` fits them
+(one `Run`: shared initial nodes, shared data stream, same seed streams), and every step is
+recorded: the batch, the node each point matched, the nodes' positions, the splits. Frames are
+then drawn by `explain_draw` (matplotlib): the target in grey, the region each node wins
+(nearest-node labels on a fine grid, so L1 regions are drawn as they are, not as Euclidean
+Voronoi cells), each node coloured and sized by its recent match share against 1/K, dead
+nodes as grey crosses, and split/prune events as arrows with a caption that says what the step
+did. The result is explain.gif, a few PNG stills and explain.json (what was drawn, per frame).
+
+Two pictures the paper explains in words become visible here: gradient descent leaves "dead"
+nodes where they started and lets match shares drift far from 1/K ("density shift");
+Split-and-Prune recycles the least-matched slot into a copy of the most-matched node.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import densities
+
+from . import streams
+from .atomic import write_json, write_with
+from .config import RunConfig
+from .errors import ToylabError
+from .metrics import evaluate
+from .nearest import brute_force_nearest
+from .run import Run, build_targets
+
+MAX_NODES = 512
+"""Largest K the teaching view accepts: every frame labels GRID^2 pixels against all K nodes."""
+
+GRID = 256
+"""Pixels per side of the nearest-node label grid the regions are drawn from."""
+
+DEFAULT_TARGET = "blur_circles"
+DEFAULT_NODES = 32
+DEFAULT_STEPS = 100
+DEFAULT_FPS = 5
+MAX_FRAMES = 120
+"""Default cap on GIF frames: longer runs draw a frame every ceil(steps / 120) steps."""
+
+HOLD_LAST_MS = 2000
+"""Extra time on the last GIF frame so the end state can be read before it loops."""
+
+GIF_FILE = "explain.gif"
+SUMMARY_FILE = "explain.json"
+STILL_START = "explain-start.png"
+STILL_SPLIT = "explain-first-split.png"
+STILL_END = "explain-end.png"
+
+WINDOW_MATCHES = 6
+"""The dead-node window holds this many expected matches of a fair (1/K) node."""
+
+MIN_WINDOW = 10
+
+
+def dead_window(nodes: int, batch: int) -> int:
+    """Steps a node may go unmatched before it is drawn dead: max(10, ceil(6 K / batch)).
+
+    A node with a fair share 1/K expects batch / K matches a step, so over this window it
+    expects at least 6; the chance that such a node looks dead by bad luck is e^-6 (0.25%).
+    """
+    return max(MIN_WINDOW, math.ceil(WINDOW_MATCHES * nodes / batch))
+
+
+def default_every(steps: int) -> int:
+    """Steps between frames: 1 up to MAX_FRAMES steps, then enough to keep ~MAX_FRAMES frames."""
+    return max(1, math.ceil(steps / MAX_FRAMES))
+
+
+def default_out(target: str) -> Path:
+    """runs/explain-<target>-<YYYYmmdd-HHMMSS>."""
+    return Path("runs") / f"explain-{target}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+# --------------------------------------------------------------------------- regions
+
+
+def pixel_centres(grid: int = GRID) -> np.ndarray:
+    """(grid^2, 2) centres of a grid x grid raster over [-1, 1]^2, row-major, row 0 at the top
+    (+y), column 0 at the left (-x): the densities' orientation."""
+    c = -1.0 + (np.arange(grid) + 0.5) * (2.0 / grid)
+    x, y = np.meshgrid(c, -c)  # rows go down in y
+    return np.stack([x.ravel(), y.ravel()], axis=1)
+
+
+def owner_labels(nodes: np.ndarray, grid: int = GRID, distance: str = "l1") -> np.ndarray:
+    """(grid, grid) int64: the node that wins each pixel centre (nearest, lowest index on ties).
+
+    Under L1 the regions are not Euclidean Voronoi cells (their borders bend at 45 and 90
+    degrees), so they are computed, not constructed: brute force over the pixel centres.
+    """
+    nodes = np.asarray(nodes, dtype=np.float64)
+    return brute_force_nearest(pixel_centres(grid), nodes, distance).reshape(grid, grid)
+
+
+def region_boundaries(labels: np.ndarray) -> np.ndarray:
+    """Boolean mask of pixels whose right or lower neighbour belongs to another node."""
+    edge = np.zeros(labels.shape, dtype=bool)
+    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    edge[:-1, :] |= labels[:-1, :] != labels[1:, :]
+    return edge
+
+
+# --------------------------------------------------------------------------- recording
+
+
+@dataclass
+class SplitEvent:
+    """One split: node `split` copied into slot `pruned`, and why the rule fired."""
+
+    step: int
+    split: int
+    pruned: int
+    split_from: tuple[float, float]  # the split node's position when it was copied
+    pruned_old: tuple[float, float]  # where the pruned slot's node was before it was reused
+    split_share: float  # share x K of the split node (cumulative counts, before halving)
+    pruned_share: float  # share x K of the pruned slot
+    reason: str
+
+
+@dataclass
+class MethodView:
+    """One method in one frame: its nodes and what its steps since the last frame did."""
+
+    positions: np.ndarray  # (K, 2) after the frame's step
+    share: np.ndarray  # (K,) match share over the window, in units of 1/K
+    dead: np.ndarray  # (K,) bool: no match in the last `window` steps (only once step >= window)
+    matched: np.ndarray  # (B,) node matched by each point of the frame's last step
+    moved: int  # distinct nodes matched since the previous frame
+    points_seen: int  # points matched since the previous frame
+    splits: list[SplitEvent]
+    kl: float
+    shared_start: bool = True  # frame 0: the shared uniform nodes (k-means seeds its own)
+
+
+@dataclass
+class FrameView:
+    """Everything one frame draws."""
+
+    step: int  # steps done when the frame is drawn
+    first_step: int  # first step whose events this frame shows (step itself when every = 1)
+    points: np.ndarray  # (B, 2) batch of the frame's last step (empty at step 0)
+    methods: dict[str, MethodView]
+
+
+@dataclass
+class ExplainResult:
+    """What `explain` wrote and drew: paths, frame steps, per-frame event counts per method."""
+
+    out: Path
+    gif: Path
+    stills: list[Path]
+    window: int
+    every: int
+    frame_steps: list[int]
+    splits_per_frame: dict[str, list[int]]  # split arrows drawn in each frame
+    dead_per_frame: dict[str, list[int]]  # dead crosses drawn in each frame
+    kl: dict[str, list[float]]
+    real_kl: float
+    seconds: float = 0.0
+
+
+class _Recorder:
+    """Wraps each method's `step` to keep what the run's loop throws away: the batch, the
+    matches, the splits, and the positions and counts just before the step."""
+
+    def __init__(self, run: Run, before_first_step: Any = None):
+        self.last: dict[str, dict[str, Any]] = {}
+        self.before_first_step = before_first_step  # called once, after every begin_target
+        for name, method in run.methods.items():
+            method.step = self._wrap(name, method)  # instance attribute shadows the class's
+
+    def _wrap(self, name: str, method: Any) -> Any:
+        original = method.step
+
+        def step(points: Any) -> Any:
+            if self.before_first_step is not None:
+                hook, self.before_first_step = self.before_first_step, None
+                hook()
+            before = method.positions.detach().cpu().numpy().copy()
+            counts = getattr(method, "counts", None)
+            counts_before = None if counts is None else np.asarray(counts, dtype=np.float64).copy()
+            result = original(points)
+            self.last[name] = {
+                "points": np.asarray(points.cpu() if hasattr(points, "cpu") else points, dtype=np.float64),
+                "matched": np.asarray(
+                    result.matched.cpu() if hasattr(result.matched, "cpu") else result.matched, dtype=np.int64
+                ),
+                "splits": [(int(i), int(j)) for i, j in result.splits],
+                "before": before,
+                "counts_before": counts_before,
+            }
+            return result
+
+        return step
+
+
+def _share_text(value: float, limit: float) -> str:
+    """A share with one decimal, or more when one decimal would print the threshold itself
+    (0.49 < 0.5 must not read "0.5 < 0.5")."""
+    for digits in (1, 2, 3):
+        text = f"{value:.{digits}f}"
+        if float(text) != limit:
+            return text
+    return f"{value:.4g}"
+
+
+def _split_events(
+    step: int, rec: dict[str, Any], k: int, split_ratio: float, prune_ratio: float
+) -> list[SplitEvent]:
+    """The step's splits with their reasons, replaying the rule on the counts of that moment."""
+    if not rec["splits"]:
+        return []
+    matched, before = rec["matched"], rec["before"]
+    base = rec["counts_before"] if rec["counts_before"] is not None else np.zeros(k)
+    counts = base + np.bincount(matched, minlength=k)
+    pos = before.copy()
+    events = []
+    for i, j in rec["splits"]:
+        total = counts.sum()
+        si = counts[i] / total * k if total > 0 else 0.0
+        sj = counts[j] / total * k if total > 0 else 0.0
+        why = []
+        if si > split_ratio:
+            why.append(f"node {i}'s share {_share_text(si, split_ratio)}/K > {split_ratio:g}/K")
+        if sj < prune_ratio:
+            why.append(f"slot {j}'s share {_share_text(sj, prune_ratio)}/K < {prune_ratio:g}/K")
+        events.append(
+            SplitEvent(step, i, j, tuple(pos[i]), tuple(pos[j]), float(si), float(sj), "; ".join(why))
+        )
+        pos[j] = pos[i]
+        counts[i] = counts[j] = counts[i] / 2
+    return events
+
+
+class _ShareWindow:
+    """Per-node match counts over the last `window` steps (a ring of per-step counts).
+
+    A split halves the split node's history and gives the copy the other half, as the
+    Split-and-Prune counts do, so a fresh copy is neither dead nor over-used.
+    """
+
+    def __init__(self, k: int, window: int):
+        self.k = k
+        self.window = window
+        self.ring = np.zeros((window, k))
+
+    def add(self, step: int, matched: np.ndarray, splits: Sequence[tuple[int, int]]) -> None:
+        self.ring[step % self.window] = np.bincount(matched, minlength=self.k)
+        for i, j in splits:
+            self.ring[:, i] /= 2
+            self.ring[:, j] = self.ring[:, i]
+
+    def share(self) -> np.ndarray:
+        """Match share of each node x K (1.0 = the fair share 1/K)."""
+        per_node = self.ring.sum(axis=0)
+        total = per_node.sum()
+        return per_node / total * self.k if total > 0 else np.zeros(self.k)
+
+    def dead(self, step: int) -> np.ndarray:
+        """No match in the last `window` steps; nothing is called dead before one window."""
+        if step < self.window:
+            return np.zeros(self.k, dtype=bool)
+        return self.ring.sum(axis=0) == 0
+
+
+def simulate(
+    config: RunConfig,
+    window: int,
+    every: int,
+    targets: list[densities.Density] | None = None,
+    progress: bool = False,
+) -> tuple[list[FrameView], float]:
+    """Fit config's methods step by step (as `toylab run` does) and collect every frame's
+    view: a frame at step 0 and after every `every` steps (and after the last step).
+    Returns the frames and the real-samples KL of the target."""
+    from tqdm import tqdm
+
+    run = Run(config, targets)
+    density = run.density
+    k = config.nodes
+    init = streams.initial_nodes(config.seed, k)
+    windows = {name: _ShareWindow(k, window) for name in run.methods}
+    pending: dict[str, dict[str, Any]] = {name: {"splits": [], "nodes": set(), "points": 0} for name in run.methods}
+    frame_steps = set(range(0, config.steps + 1, every)) | {config.steps}
+    frames: list[FrameView] = []
+    last_frame = {"step": 0}
+
+    def view(step: int, points: np.ndarray) -> None:
+        methods = {}
+        for name, method in run.methods.items():
+            pos = method.positions.detach().cpu().numpy().copy()
+            rec = recorder.last.get(name)
+            acc = pending[name]
+            methods[name] = MethodView(
+                positions=pos,
+                share=windows[name].share(),
+                dead=windows[name].dead(step),
+                matched=rec["matched"] if rec and step > 0 else np.empty(0, np.int64),
+                moved=len(acc["nodes"]),
+                points_seen=acc["points"],
+                splits=list(acc["splits"]),
+                kl=float(evaluate(pos, density)["kl"]),
+                shared_start=bool(np.array_equal(pos, init)),
+            )
+            pending[name] = {"splits": [], "nodes": set(), "points": 0}
+        frames.append(FrameView(step, min(last_frame["step"] + 1, step), points, methods))
+        last_frame["step"] = step
+
+    # Frame 0 is taken just before the first step: after begin_target (k-means seeds there).
+    recorder = _Recorder(run, lambda: view(0, np.empty((0, 2))))
+    bar = tqdm(total=config.steps, desc="fitting", unit="step", file=sys.stderr, disable=not progress, leave=False)
+
+    def on_step(r: Run) -> None:
+        step = r.step
+        points = np.empty((0, 2))
+        for name in r.methods:
+            rec = recorder.last[name]
+            points = rec["points"]
+            windows[name].add(step, rec["matched"], rec["splits"])
+            acc = pending[name]
+            acc["splits"] += _split_events(step, rec, k, config.split_ratio, config.prune_ratio)
+            acc["nodes"].update(np.unique(rec["matched"]).tolist())
+            acc["points"] += rec["matched"].size
+        if step in frame_steps:
+            view(step, points)
+        bar.update(1)
+
+    with bar:
+        run.advance(on_step=on_step)
+    real_kl = float(run.real.get(0, {}).get("kl", float("nan")))
+    return frames, real_kl
+
+
+# --------------------------------------------------------------------------- output dir
+
+
+def _is_explain_dir(path: Path) -> bool:
+    return (path / SUMMARY_FILE).is_file() or (path / GIF_FILE).is_file()
+
+
+def check_out(out: Path, force: bool) -> None:
+    """Refuse an --out that is a file, or a non-empty directory without --force (and, even with
+    --force, one that holds something other than an earlier `toylab explain` output)."""
+    if out.exists() and not out.is_dir():
+        raise ToylabError(f"--out {out} is a file, not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise ToylabError(f"--out {out} is not empty; add --force to replace it")
+        if not _is_explain_dir(out):
+            raise ToylabError(f"--out {out} is not empty and is not a toylab explain output; refusing to replace it")
+
+
+def claim_out(out: Path, force: bool) -> None:
+    """Create --out, emptying an earlier explain output under --force."""
+    if force and out.is_dir() and _is_explain_dir(out):
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def make_config(
+    target: str,
+    nodes: int,
+    methods: Sequence[str],
+    steps: int,
+    batch: int,
+    seed: int,
+    distance: str = "l1",
+    bins: int | None = None,
+    target_options: dict[str, Any] | None = None,
+) -> RunConfig:
+    """The RunConfig of an explain run (validated; K limited to MAX_NODES)."""
+    if "," in str(target):
+        raise ToylabError(f"explain shows one target at a time, got {target!r}")
+    if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes > MAX_NODES:
+        raise ToylabError(
+            f"--nodes {nodes} is too many for the teaching view (at most {MAX_NODES}); "
+            f"use `toylab run --nodes {nodes}` for large K"
+        )
+    cfg = RunConfig(
+        targets=[target],
+        target_options=dict(target_options or {}),
+        bins=RunConfig().bins if bins is None else bins,
+        nodes=nodes,
+        methods=list(methods),
+        steps=steps,
+        batch=batch,
+        distance=distance,
+        seed=seed,
+        frames=0,  # the explain view records its own frames
+    )
+    return cfg.validate()
+
+
+def explain(
+    target: str = DEFAULT_TARGET,
+    nodes: int = DEFAULT_NODES,
+    methods: Sequence[str] = ("gd", "sp"),
+    steps: int = DEFAULT_STEPS,
+    batch: int = 10,
+    seed: int = 0,
+    out: Path | None = None,
+    *,
+    force: bool = False,
+    fps: int = DEFAULT_FPS,
+    window: int | None = None,
+    every: int | None = None,
+    distance: str = "l1",
+    bins: int | None = None,
+    target_options: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> ExplainResult:
+    """Fit, draw and write explain.gif, the stills and explain.json into `out`.
+
+    Every argument is checked (ToylabError / DensityError) before anything is written.
+    """
+    from . import explain_draw, gif
+
+    t0 = time.perf_counter()
+    config = make_config(target, nodes, methods, steps, batch, seed, distance, bins, target_options)
+    fps = gif.check_fps(fps)
+    window = dead_window(nodes, batch) if window is None else window
+    every = default_every(steps) if every is None else every
+    for flag, value in (("window", window), ("every", every)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ToylabError(f"--{flag} must be an integer >= 1, got {value!r}")
+    targets = build_targets(config)
+    out = Path(out) if out is not None else default_out(target)
+    check_out(out, force)
+
+    frames, real_kl = simulate(config, window, every, targets, progress)
+    drawer = explain_draw.Drawer(config, targets[0], window, real_kl)
+    claim_out(out, force)
+    gif_path, stills, drawn = explain_draw.write_outputs(drawer, frames, out, fps, HOLD_LAST_MS, progress)
+    names = list(config.methods)
+    result = ExplainResult(
+        out=out,
+        gif=gif_path,
+        stills=stills,
+        window=window,
+        every=every,
+        frame_steps=[f.step for f in frames],
+        splits_per_frame={n: [d[n]["splits"] for d in drawn] for n in names},
+        dead_per_frame={n: [d[n]["dead"] for d in drawn] for n in names},
+        kl={n: [f.methods[n].kl for f in frames] for n in names},
+        real_kl=real_kl,
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+    write_json(out / SUMMARY_FILE, summary_payload(result, config, fps, frames))
+    return result
+
+
+def summary_payload(result: ExplainResult, config: RunConfig, fps: int, frames: list[FrameView]) -> dict[str, Any]:
+    """explain.json: the settings and, per frame, the KL, dead count and split events."""
+    return {
+        "config": config.to_dict(),
+        "window": result.window,
+        "every": result.every,
+        "fps": fps,
+        "real_samples_kl": result.real_kl,
+        "files": [p.name for p in [result.gif, *result.stills]],
+        "frames": [
+            {
+                "step": f.step,
+                "methods": {
+                    name: {
+                        "kl": v.kl,
+                        "dead": int(v.dead.sum()),
+                        "moved": v.moved,
+                        "splits": [
+                            {k: val for k, val in asdict(e).items() if k in ("step", "split", "pruned", "reason")}
+                            for e in v.splits
+                        ],
+                    }
+                    for name, v in f.methods.items()
+                },
+            }
+            for f in frames
+        ],
+        "seconds": result.seconds,
+    }
+
+
+def write_png(path: Path, rgb: np.ndarray) -> Path:
+    """An RGB array as a PNG, atomically."""
+    from PIL import Image
+
+    img = Image.fromarray(rgb, "RGB")
+    return write_with(path, lambda tmp: img.save(tmp, format="PNG", optimize=True))
