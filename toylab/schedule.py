@@ -15,9 +15,12 @@ import math
 from .errors import ToylabError
 
 SCHEDULES = ("linear", "geometric", "cosine")
-DEFAULT_BETA_START = 2.0
-DEFAULT_BETA_END = 2000.0
-DEFAULT_SCHEDULE = "geometric"
+# Chosen on spiral (K = 10^3 and 10^4, 10^4 steps of 10 points) among linear, geometric and
+# cosine schedules with ends from 0.05 to 20,000: a long near-uniform phase that pulls far
+# nodes in, ending at 50 per unit distance (still soft on the 1/50 scale), gave the lowest KL.
+DEFAULT_BETA_START = 0.0
+DEFAULT_BETA_END = 50.0
+DEFAULT_SCHEDULE = "linear"
 
 
 def check_schedule(shape: str, start: float, end: float) -> None:
