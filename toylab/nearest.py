@@ -28,10 +28,11 @@ INDEXES = ("auto", "kdtree", "brute")
 _CHUNK_ELEMENTS = 1 << 21  # bound on the size of (points x nodes) temporaries
 # Cost model of the index (units ~ns on this machine, measured; only ratios matter): a
 # brute-force (point, node) distance, a tree node per log2 level at build, a tree query.
-_PAIR_COST = 2.5
+_PAIR_COST = 10.0
 _TREE_COST = 40.0
 _QUERY_COST = 1500.0
-_RETRY_NEIGHBOURS = 16  # neighbours asked of the tree when the nearest one is dirty
+_FIRST_NEIGHBOURS = 4  # neighbours asked of the tree: the first clean one is the answer
+_RETRY_NEIGHBOURS = 32  # neighbours asked when the first few were all dirty
 _TIE_NEIGHBOURS = 4  # neighbours asked of the dirty tree, to see ties (split copies)
 
 
@@ -198,24 +199,21 @@ class KDTreeIndex:
             cost = self._dirty_cost(b, self._n_dirty)
         self._work += cost
         dirty = self._dirty_buf[: self._n_dirty]
-        _, leaf = self._tree.query(points, k=1, p=self._p)
-        best = self._tree_nodes[leaf]
-        best_d = self._row_distance(points, self._snapshot[leaf])
+        best, best_d, lower = self._nearest_clean(points)
         if dirty.size == 0:
             d_dirty, j_dirty = np.full(b, np.inf), np.zeros(b, np.int64)
         elif _PAIR_COST * b * dirty.size <= cost:
             d_dirty, j_dirty = self._nearest_dirty_brute(points, dirty)
         else:
             d_dirty, j_dirty = self._nearest_dirty_tree(points, dirty)
-        stale = self._dirty_mask[best]
-        if stale.any():
-            # The tree's nearest moved away: its snapshot distance is a lower bound on every
-            # clean node's distance, so a strictly nearer dirty node settles it; otherwise ask
-            # the tree for the nearest node that is still clean.
-            retry = np.flatnonzero(stale & ~(d_dirty < best_d))
-            best_d[stale] = np.inf
+        unsure = best < 0
+        if unsure.any():
+            # The first neighbours the tree gave are all dirty. Their snapshot distance is a
+            # lower bound on every clean node's distance, so a strictly nearer dirty node
+            # settles it; otherwise search further for the nearest clean node.
+            retry = np.flatnonzero(unsure & ~(d_dirty < lower))
             if retry.size:
-                best[retry], best_d[retry] = self._nearest_clean(points[retry])
+                best[retry], best_d[retry] = self._nearest_clean_far(points[retry])
         take = (d_dirty < best_d) | ((d_dirty == best_d) & (j_dirty < best))
         return np.where(take, j_dirty, best)
 
@@ -260,25 +258,47 @@ class KDTreeIndex:
             d_min[rows], cand[rows] = self._nearest_dirty_brute(points[rows], dirty)
         return d_min, cand
 
-    def _nearest_clean(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest node still clean, asking the tree for more neighbours (brute force if none)."""
-        k = min(_RETRY_NEIGHBOURS, self._tree_nodes.size)
+    def _nearest_clean(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Nearest clean node among the tree's first few neighbours of each point.
+
+        Returns (node, distance, lower): node -1 and distance inf where all of them are dirty,
+        with `lower` the snapshot distance of the first neighbour, a lower bound on the
+        distance of every clean node.
+        """
+        k = min(_FIRST_NEIGHBOURS, self._tree_nodes.size)
         _, leaf = self._tree.query(points, k=k, p=self._p)
         leaf = leaf.reshape(points.shape[0], k)
         cand = self._tree_nodes[leaf]
         clean = ~self._dirty_mask[cand]
         first = np.argmax(clean, axis=1)  # neighbours come sorted by distance
         rows = np.arange(points.shape[0])
+        found = clean[rows, first]
+        best = np.where(found, cand[rows, first], -1)
+        best_d = np.where(found, self._row_distance(points, self._snapshot[leaf[rows, first]]), np.inf)
+        lower = self._row_distance(points, self._snapshot[leaf[:, 0]])
+        return best, best_d, lower
+
+    def _nearest_clean_far(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest clean node when the first neighbours were all dirty: more neighbours, then
+        brute force over the clean nodes."""
+        k = min(_RETRY_NEIGHBOURS, self._tree_nodes.size)
+        _, leaf = self._tree.query(points, k=k, p=self._p)
+        leaf = leaf.reshape(points.shape[0], k)
+        cand = self._tree_nodes[leaf]
+        clean = ~self._dirty_mask[cand]
+        first = np.argmax(clean, axis=1)
+        rows = np.arange(points.shape[0])
         out = cand[rows, first]
         out_d = self._row_distance(points, self.positions[out])
         missing = ~clean[rows, first]
-        if missing.any():  # all k neighbours dirty: brute force over the clean nodes
+        if missing.any():
             clean_nodes = np.flatnonzero(~self._dirty_mask)
             if clean_nodes.size:
                 j = brute_force_nearest(points[missing], self.positions[clean_nodes], self.distance)
                 out[missing] = clean_nodes[j]
                 out_d[missing] = self._row_distance(points[missing], self.positions[out[missing]])
             else:
+                out[missing] = -1
                 out_d[missing] = np.inf
         return out, out_d
 
@@ -302,8 +322,8 @@ class BruteForceIndex:
 
 
 # Measured on CPU: brute force costs ~2.5 ns per (point, node) pair, the index ~250 us a step
-# at batch 10 whatever K; they cross near K x batch = 10^5.
-BRUTE_FORCE_PAIRS = 100_000
+# at batch 10 whatever K; they cross near K x batch = 2 x 10^5.
+BRUTE_FORCE_PAIRS = 200_000
 
 
 def make_index(positions, distance: str, kind: str = "auto", batch: int = 10) -> KDTreeIndex | BruteForceIndex:

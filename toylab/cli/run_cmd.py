@@ -60,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="torch device: cpu (default) or cuda[:N]")
     p.add_argument("--threads", type=int, default=None, help=f"torch threads (default {runner.DEFAULT_THREADS}, measured fastest for the small per-step work)")
     p.add_argument("--index", default=None, metavar="{" + ",".join(INDEXES) + "}",
-                   help="nearest-node search: kdtree (exact index that follows moving nodes), brute, or auto (default: brute force when K x batch < 1e5 or on a GPU)")
+                   help="nearest-node search: kdtree (exact index that follows moving nodes), brute, or auto (default: brute force when K x batch < 2e5 or on a GPU)")
     p.add_argument("--frames", type=int, default=None, help=f"GIF frames recorded per target (default {DEFAULTS.frames}; 0 = none)")
     p.add_argument("--eval-every", type=int, default=None, metavar="N", help="also log the KL every N steps (default: once per frame)")
     add_target_options(p)
