@@ -6,7 +6,16 @@
     (5, 2)
 """
 
-from . import shapes  # noqa: F401  (registers gaussian, uniform)
+# Importing a target module registers its targets; this order is the order of names().
+# isort: off
+from . import shapes  # noqa: F401  (uniform, gaussian, blur_circles)
+from . import spiral  # noqa: F401
+from . import qr  # noqa: F401
+from . import text  # noqa: F401  (words)
+from . import image  # noqa: F401
+from . import zoo  # noqa: F401  (eight_gaussians, checkerboard, pinwheel, two_moons, rings)
+
+# isort: on
 from .grid import Density, DensityError, histogram, points_to_cells
 from .registry import Target, get, names, params_for, parse_names, target
 

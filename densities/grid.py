@@ -121,14 +121,40 @@ class Density:
         return self._cdf
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Draw n exact samples as an (n, 2) float64 array of (x, y) points."""
+        """Draw n exact i.i.d. samples as an (n, 2) float64 array of (x, y) points.
+
+        Cells are drawn in O(n + cells) without a random-access binary search per sample: for
+        n >= 2 cells the cell counts are one multinomial draw; otherwise n sorted uniforms (from
+        exponential spacings) are located with one sorted-key search. Either way the cells are
+        then put in uniformly random order, which makes them i.i.d. draws from the array.
+        """
+        n = int(n)
         if n < 0:
             raise DensityError(f"sample size must be >= 0, got {n}")
-        cdf = self._flat_cdf()
-        u = rng.random(n) * cdf[-1]
-        flat = np.minimum(np.searchsorted(cdf, u, side="right"), cdf.size - 1)
+        flat = self._sample_cells(n, rng)
         rows, cols = np.divmod(flat, self.bins)
-        return cells_to_points(rows, cols, self.bins, jitter=rng.random((n, 2)))
+        points = rng.random((n, 2))  # jitter inside the cell, then scaled in place
+        points[:, 0] += cols
+        points[:, 1] += rows
+        points *= cell_width(self.bins)
+        points[:, 0] += DOMAIN[0]
+        np.subtract(DOMAIN[1], points[:, 1], out=points[:, 1])
+        return points
+
+    def _sample_cells(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n i.i.d. flat cell indices drawn from the array."""
+        cells = self.array.size
+        if n >= 2 * cells:
+            counts = rng.multinomial(n, self.array.ravel())
+            flat = np.repeat(np.arange(cells, dtype=np.int64), counts)
+        else:
+            cdf = self._flat_cdf()
+            spacings = rng.standard_exponential(n + 1)
+            u = np.cumsum(spacings[:-1])
+            u *= cdf[-1] / (u[-1] + spacings[-1]) if n else 1.0  # sorted U(0, total)
+            flat = np.minimum(np.searchsorted(cdf, u, side="right"), cells - 1)
+        rng.shuffle(flat)
+        return flat
 
     def cells(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, cols) of each point on this density's grid."""
