@@ -17,7 +17,6 @@ Split-and-Prune recycles the least-matched slot into a copy of the most-matched 
 from __future__ import annotations
 
 import math
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ import numpy as np
 
 import densities
 
-from . import streams
+from . import rundir, streams
 from .atomic import write_json, write_with
 from .config import RunConfig
 from .errors import ToylabError
@@ -352,22 +351,13 @@ def _is_explain_dir(path: Path) -> bool:
 
 
 def check_out(out: Path, force: bool) -> None:
-    """Refuse an --out that is a file, or a non-empty directory without --force (and, even with
-    --force, one that holds something other than an earlier `toylab explain` output)."""
-    if out.exists() and not out.is_dir():
-        raise ToylabError(f"--out {out} is a file, not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise ToylabError(f"--out {out} is not empty; add --force to replace it")
-        if not _is_explain_dir(out):
-            raise ToylabError(f"--out {out} is not empty and is not a toylab explain output; refusing to replace it")
+    """The run directory's rules, for an earlier `toylab explain` output."""
+    rundir.check_new_out(out, force, _is_explain_dir, "toylab explain output")
 
 
 def claim_out(out: Path, force: bool) -> None:
     """Create --out, emptying an earlier explain output under --force."""
-    if force and out.is_dir() and _is_explain_dir(out):
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    rundir.claim_out(out, force, _is_explain_dir)
 
 
 # --------------------------------------------------------------------------- the command

@@ -46,6 +46,11 @@ NOTE = (
 )
 
 
+def is_figure_dir(path: Path) -> bool:
+    """A directory written by `toylab figure` (which --force may replace)."""
+    return (path / "figure.md").is_file() and (path / "figure.csv").is_file()
+
+
 @dataclass
 class Cell:
     """One (target, column) of the figure: KLs over seeds and the first seed's histogram."""

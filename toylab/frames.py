@@ -18,6 +18,7 @@ renderer needs. The file `frames.npz` holds:
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,7 +96,8 @@ class Frames:
         if path.is_dir():
             path = path / FRAMES_FILE
         if not path.is_file():
-            raise ToylabError(f"{path.parent} is not a toylab run directory (no {FRAMES_FILE})")
+            where = path.parent if path.name == FRAMES_FILE else path
+            raise ToylabError(f"{where} is not a toylab run directory (no {FRAMES_FILE})")
         try:
             with np.load(path, allow_pickle=False) as z:
                 frames = cls(
@@ -110,6 +112,6 @@ class Frames:
                     global_step=[int(v) for v in z["global_step"]],
                     kl=list(z["kl"]),
                 )
-        except (OSError, KeyError, ValueError) as err:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
             raise ToylabError(f"cannot read {path}: {err}") from None
         return frames

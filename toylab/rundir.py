@@ -15,6 +15,7 @@ import shutil
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -49,21 +50,22 @@ def is_run_dir(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file()
 
 
-def check_new_out(out: Path, force: bool) -> None:
-    """Refuse an --out that is a file, or a non-empty directory without --force (and never
-    replace a non-empty directory that is not a toylab run, even with --force)."""
+def check_new_out(out: Path, force: bool, owned: Callable[[Path], bool] = is_run_dir, kind: str = "toylab run") -> None:
+    """Refuse an --out that is a file, or a non-empty directory without --force; and never
+    replace a non-empty directory that `owned` does not recognise, even with --force."""
     if out.exists() and not out.is_dir():
         raise ToylabError(f"--out {out} is a file, not a directory")
     if out.is_dir() and any(out.iterdir()):
         if not force:
-            raise ToylabError(f"--out {out} is not empty; add --force to replace it or use --resume {out}")
-        if not is_run_dir(out):
-            raise ToylabError(f"--out {out} is not empty and is not a toylab run; refusing to replace it")
+            hint = f" or use --resume {out}" if owned is is_run_dir else ""
+            raise ToylabError(f"--out {out} is not empty; add --force to replace it{hint}")
+        if not owned(out):
+            raise ToylabError(f"--out {out} is not empty and is not a {kind}; refusing to replace it")
 
 
-def claim_out(out: Path, force: bool) -> None:
-    """Create the run directory (emptying a replaced run's directory under --force)."""
-    if force and out.is_dir() and is_run_dir(out):
+def claim_out(out: Path, force: bool, owned: Callable[[Path], bool] = is_run_dir) -> None:
+    """Create the output directory (emptying a replaced one of ours under --force)."""
+    if force and out.is_dir() and owned(out):
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import figure
+from .. import figure, rundir
 from ..config import RunConfig
 from ..errors import ToylabError
 from ..methods import METHODS
@@ -71,13 +71,10 @@ def main(args: argparse.Namespace) -> int:
     ).validate()
     targets = figure.build_figure_targets(config.bins, target_options(args), args.paper_images)
     out = args.out if args.out is not None else Path("runs") / f"figure-{time.strftime('%Y%m%d-%H%M%S')}"
-    if out.exists() and not out.is_dir():
-        raise ToylabError(f"--out {out} is a file, not a directory")
-    if out.is_dir() and any(out.iterdir()) and not args.force:
-        raise ToylabError(f"--out {out} is not empty; add --force to replace its figure files")
+    rundir.check_new_out(out, args.force, figure.is_figure_dir, "toylab figure output")
     set_threads(config.threads)
     result = figure.compute(config, seeds, targets, quiet=args.quiet)
-    out.mkdir(parents=True, exist_ok=True)
+    rundir.claim_out(out, args.force, figure.is_figure_dir)
     figure.draw(result, out / "figure.png", out / "figure.pdf")
     figure.write_tables(result, out / "figure.csv", out / "figure.md", args.paper_images is not None)
     print((out / "figure.md").read_text(encoding="utf-8"))
