@@ -29,7 +29,7 @@ def test_sgd_numpy_and_torch_paths_agree():
     a, b = pos.copy(), torch.from_numpy(pos.copy())
     SGD(a, 0.2).step(pts, idx)
     SGD(b, 0.2).step(torch.from_numpy(pts), torch.from_numpy(idx))
-    np.testing.assert_allclose(a, b.numpy(), atol=1e-14)
+    np.testing.assert_allclose(a, b.numpy(), atol=1e-12)  # compiled loop vs vectorized formula: rounding only
 
 
 def test_adam_moves_only_matched_nodes_and_matches_torch_adam():

@@ -51,7 +51,34 @@ def test_torch_brute_force_agrees_with_numpy():
         assert np.array_equal(a, b.numpy())
 
 
-def test_auto_index_choice():
-    assert isinstance(make_index(np.zeros((100, 2)), "l1", "auto", batch=10), BruteForceIndex)
-    assert isinstance(make_index(np.zeros((100_000, 2)) + np.arange(100_000)[:, None], "l1", "auto", batch=10), KDTreeIndex)
-    assert isinstance(make_index(torch.zeros(10, 2), "l1", "kdtree"), BruteForceIndex)  # tensors: GPU path
+def test_index_choice():
+    from toylab.grid_index import GridIndex
+
+    spread = np.random.default_rng(0).uniform(-1, 1, (100_000, 2))
+    assert isinstance(make_index(spread, "l1", "auto", batch=10), GridIndex)
+    assert isinstance(make_index(spread, "l1", "kdtree"), KDTreeIndex)
+    assert isinstance(make_index(spread, "l1", "brute"), BruteForceIndex)
+    assert isinstance(make_index(torch.zeros(10, 2), "l1", "auto"), BruteForceIndex)  # tensors: GPU path
+
+
+@pytest.mark.parametrize("distance", ["l1", "l2"])
+@pytest.mark.parametrize("k", [1, 7, 3000])
+def test_grid_index_matches_brute_force_while_nodes_move_and_split(distance, k):
+    from toylab.grid_index import GridIndex
+
+    rng = np.random.default_rng(k + 1)
+    pos = rng.uniform(-1, 1, (k, 2))
+    pos[: k // 3] *= 0.1  # crowded cells next to empty ones
+    pos[-1] = [1.7, -2.5]  # a node outside the square sits in an edge cell
+    index = GridIndex(pos, distance)
+    for step in range(300):
+        pts = rng.uniform(-1, 1, (int(rng.integers(1, 40)), 2))
+        if step % 5 == 0:
+            pts[0] = np.clip(pos[rng.integers(0, k)], -1, 1)
+        got = index.query(pts)
+        assert np.array_equal(got, brute_force_nearest(pts, pos, distance))
+        moved = np.unique(got)
+        pos[moved] += 0.4 * (pts[: moved.size] - pos[moved])
+        i, j = rng.integers(0, k, 2)
+        pos[j] = pos[i]
+        index.mark_moved(np.append(moved, j))

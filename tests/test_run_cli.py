@@ -56,7 +56,7 @@ def test_sample_draws_from_the_fitted_nodes(tmp_path):
 
 
 def test_ctrl_c_saves_and_resume_is_bit_exact(tmp_path):
-    args = ["run", "--target", "gaussian,blur_circles", "--nodes", "3000", "--steps", "4000", "--batch", "10",
+    args = ["run", "--target", "gaussian,blur_circles", "--nodes", "3000", "--steps", "30000", "--batch", "10",
             "--frames", "6", "--bins", "32", "--quiet"]
     full = tmp_path / "full"
     assert toylab(*args, "--out", str(full)).returncode == 0
@@ -66,7 +66,7 @@ def test_ctrl_c_saves_and_resume_is_bit_exact(tmp_path):
     deadline = time.time() + 60
     while not (part / "config.json").exists() and time.time() < deadline:
         time.sleep(0.05)
-    time.sleep(1.0)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     if proc.returncode == 0:

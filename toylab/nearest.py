@@ -24,7 +24,7 @@ import torch
 from scipy.spatial import cKDTree
 
 DISTANCES = ("l1", "l2")
-INDEXES = ("auto", "kdtree", "brute")
+INDEXES = ("auto", "grid", "kdtree", "brute")
 _CHUNK_ELEMENTS = 1 << 21  # bound on the size of (points x nodes) temporaries
 # Cost model of the index (units ~ns on this machine, measured; only ratios matter): a
 # brute-force (point, node) distance, a tree node per log2 level at build, a tree query.
@@ -321,15 +321,24 @@ class BruteForceIndex:
         return brute_force_nearest(points, self.positions, self.distance)
 
 
-# Measured on CPU: brute force costs ~2.5 ns per (point, node) pair, the index ~250 us a step
-# at batch 10 whatever K; they cross near K x batch = 2 x 10^5.
+# Measured on CPU without numba: brute force costs ~2.5 ns per (point, node) pair, the
+# KD-tree index ~250 us a step at batch 10 whatever K; they cross near K x batch = 2 x 10^5.
 BRUTE_FORCE_PAIRS = 200_000
 
 
-def make_index(positions, distance: str, kind: str = "auto", batch: int = 10) -> KDTreeIndex | BruteForceIndex:
-    """The index for these positions: brute force on a GPU, for small K x batch, or when asked;
-    otherwise the KD-tree index."""
-    small = positions.shape[0] * batch < BRUTE_FORCE_PAIRS
-    if kind == "brute" or isinstance(positions, torch.Tensor) or (kind == "auto" and small):
+def make_index(positions, distance: str, kind: str = "auto", batch: int = 10):
+    """The nearest-node index for these positions.
+
+    auto: the numba grid index on CPU (exact, O(1) a query, no rebuilds); without numba,
+    brute force for small K x batch and the KD-tree index above; on a GPU, brute force.
+    """
+    from .grid_index import AVAILABLE as HAVE_GRID
+    from .grid_index import GridIndex
+
+    if kind == "brute" or isinstance(positions, torch.Tensor):
+        return BruteForceIndex(positions, distance)
+    if kind == "grid" or (kind == "auto" and HAVE_GRID):
+        return GridIndex(positions, distance)
+    if kind == "auto" and positions.shape[0] * batch < BRUTE_FORCE_PAIRS:
         return BruteForceIndex(positions, distance)
     return KDTreeIndex(positions, distance)

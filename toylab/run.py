@@ -23,6 +23,7 @@ from .methods import GradientDescent, make_method
 from .metrics import METRIC_NAMES, evaluate_histogram, node_histogram, real_samples
 
 CHECKPOINT_FORMAT = 1
+CHUNK_POINTS = 1 << 16  # data points drawn per sampling call (batches for many steps)
 
 
 def build_targets(config: RunConfig) -> list[densities.Density]:
@@ -47,6 +48,9 @@ class Run:
             for name in config.methods
         }
         self.data_rng = streams.generator(config.seed, "data")
+        self._chunk: np.ndarray | None = None  # batches drawn ahead, (n, batch, 2)
+        self._chunk_start = 0  # step (within the target) of the chunk's first batch
+        self._chunk_rng_state = self.data_rng.bit_generator.state
         self.frame_steps = set(config.frame_steps())
         self.eval_every = config.eval_every
         self.target_pos = 0  # index of the current target in the sequence
@@ -98,7 +102,7 @@ class Run:
             while self.step < cfg.steps:
                 if should_stop():
                     return False
-                points = torch.from_numpy(density.sample(cfg.batch, self.data_rng)).to(self.device)
+                points = self._next_batch(density)
                 for name, method in self.methods.items():
                     t0 = time.perf_counter()
                     method.step(points)
@@ -111,6 +115,24 @@ class Run:
             self._finish_target()
         return True
 
+    def _next_batch(self, density: densities.Density):
+        """The batch of the current step. Batches are drawn CHUNK_POINTS points at a time (one
+        sampling call instead of one per step); a chunk never spans two targets, and its start
+        is part of the checkpoint, so a resume draws the very same batches."""
+        offset = self.step - self._chunk_start
+        if self._chunk is None or not 0 <= offset < self._chunk.shape[0]:
+            self._draw_chunk(density, self.step)
+            offset = 0
+        batch = self._chunk[offset]
+        return batch if self.device.type == "cpu" else torch.from_numpy(batch).to(self.device)
+
+    def _draw_chunk(self, density: densities.Density, start: int) -> None:
+        cfg = self.config
+        n = max(1, min(cfg.steps - start, CHUNK_POINTS // cfg.batch))
+        self._chunk_rng_state = self.data_rng.bit_generator.state
+        self._chunk_start = start
+        self._chunk = density.sample(n * cfg.batch, self.data_rng).reshape(n, cfg.batch, 2)
+
     def _begin_target(self) -> None:
         cfg = self.config
         for method in self.methods.values():
@@ -119,6 +141,7 @@ class Run:
         self.real[self.target_pos] = real_samples(self.density, cfg.nodes, rng)
         self.seconds = dict.fromkeys(cfg.methods, 0.0)
         self.target_begun = True
+        self._chunk = None
         self._log_step()
 
     def _log_step(self) -> None:
@@ -181,7 +204,8 @@ class Run:
             "step": self.step,
             "global_step": self.global_step,
             "target_begun": self.target_begun,
-            "data_rng": self.data_rng.bit_generator.state,
+            "data_rng": self._chunk_rng_state if self._chunk is not None else self.data_rng.bit_generator.state,
+            "chunk_start": self._chunk_start if self._chunk is not None else -1,
             "methods": {name: m.state_dict() for name, m in self.methods.items()},
             "seconds": dict(self.seconds),
             "real": {int(k): v for k, v in self.real.items()},
@@ -196,6 +220,9 @@ class Run:
         self.global_step = int(state["global_step"])
         self.target_begun = bool(state["target_begun"])
         self.data_rng.bit_generator.state = state["data_rng"]
+        self._chunk = None
+        if int(state["chunk_start"]) >= 0 and not self.done:  # redraw the chunk in progress
+            self._draw_chunk(self.density, int(state["chunk_start"]))
         for name, m in self.methods.items():
             m.load_state_dict(state["methods"][name])
         self.seconds = dict(state["seconds"])

@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ToylabError, DensityError) as err:
         print(f"toylab {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"toylab {args.command}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         return 1
 

@@ -154,7 +154,8 @@ def resume(args: argparse.Namespace) -> int:
 def execute(run: Run, out: Path, options: dict, quiet: bool) -> int:
     with runner.stop_on_interrupt() as should_stop:
         complete = runner.advance_with_progress(run, should_stop, quiet)
-    runner.finish(out, run, options, quiet)
+        # Still under the handler: a Ctrl-C now only asks to stop, which the files ignore.
+        runner.finish(out, run, options, quiet)
     print(runner.results_table(run.metrics()))
     if not complete:
         print(f"interrupted at step {run.step} of target {run.target_pos + 1}/{len(run.targets)}; "
