@@ -111,7 +111,7 @@ def _query(points: np.ndarray, pos: np.ndarray, g: int, head: np.ndarray, nxt: n
         while True:
             i_lo, i_hi, j_lo, j_hi = ci - r, ci + r, cj - r, cj + r
             for j in range(max(j_lo, 0), min(j_hi, g - 1) + 1):
-                edge_row = j == j_lo or j == j_hi
+                edge_row = j == j_lo or j == j_hi  # noqa: SIM109 (plain compares for numba)
                 if edge_row:
                     for i in range(max(i_lo, 0), min(i_hi, g - 1) + 1):
                         best_d, best = _scan(j * g + i, px, py, pos, head, nxt, l1, best_d, best)
