@@ -135,3 +135,38 @@ def test_kmeans_starts_on_the_target_and_soft_revives_dead_nodes():
     assert m["kmeans"]["stray"] < m["gd"]["stray"] / 10
     assert m["soft"]["stray"] < m["gd"]["stray"] / 2
     assert m["soft"]["kl"] < m["gd"]["kl"] / 2
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 8.0, 40.0, 400.0])
+def test_compiled_draw_follows_the_softmax_law(beta):
+    """The compiled CPU path (rejection, full scan or local grid scan) draws from exp(-beta d)."""
+    from toylab.grid_index import GridIndex
+    from toylab.soft_kernel import soft_draw
+
+    rng = np.random.default_rng(11)
+    nodes = rng.uniform(-1, 1, (400, 2))
+    x = np.array([0.3, 0.1])
+    d = np.abs(nodes - x).sum(axis=1)
+    p = np.exp(-beta * (d - d.min()))
+    p /= p.sum()
+    n = 40_000
+    counts = np.bincount(soft_draw(np.tile(x, (n, 1)), GridIndex(nodes, "l1"), beta, rng), minlength=400)
+    keep = p * n >= 5
+    observed = np.append(counts[keep], counts[~keep].sum())
+    expected = np.append(p[keep], p[~keep].sum()) * n
+    if expected[-1] < 1e-9:
+        observed, expected = observed[:-1], expected[:-1]
+    if observed.size > 1:
+        assert stats.chisquare(observed, expected).pvalue > 1e-3
+    else:
+        assert counts[np.argmax(p)] == n
+
+
+def test_compiled_draw_with_large_beta_is_the_nearest_node():
+    from toylab.grid_index import GridIndex
+    from toylab.soft_kernel import soft_draw
+
+    rng = np.random.default_rng(12)
+    nodes, pts = rng.uniform(-1, 1, (5000, 2)), rng.uniform(-1, 1, (300, 2))
+    got = soft_draw(pts, GridIndex(nodes, "l2"), 1e9, rng)
+    assert np.array_equal(got, brute_force_nearest(pts, nodes, "l2"))

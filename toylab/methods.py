@@ -19,10 +19,13 @@ import torch
 import densities
 
 from .kmeans import kmeans_plus_plus, running_mean_update
+from .grid_index import GridIndex
 from .nearest import BruteForceIndex, make_index
 from .optim import make_optimizer
 from .schedule import DEFAULT_BETA_END, DEFAULT_BETA_START, DEFAULT_SCHEDULE, beta_at
 from .soft import SoftSelector
+from .soft_kernel import AVAILABLE as SOFT_COMPILED
+from .soft_kernel import soft_draw
 from .splitting import plan_splits
 
 
@@ -193,7 +196,7 @@ class SoftSelection(GradientDescent):
 
     name = "soft"
     title = "soft selection"
-    uses_index = False
+    uses_index = True  # the nearest node's distance anchors the compiled draw
 
     def __init__(self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None):
         super().__init__(positions, settings, rng)
@@ -215,6 +218,8 @@ class SoftSelection(GradientDescent):
         self.target_step, self.target_steps = 0, steps
 
     def match(self, points):
+        if SOFT_COMPILED and isinstance(self.index, GridIndex):
+            return soft_draw(points, self.index, self.beta, self.rng)
         return self.selector.select(points, self.pos, self.beta, self.rng, self.torch_gen)
 
     def step(self, points) -> Step:
