@@ -55,7 +55,7 @@ def test_sequence_carries_nodes_and_resets_counts():
 @pytest.mark.parametrize("max_splits", [1, 6])
 def test_interrupted_then_resumed_equals_uninterrupted(optimizer, max_splits):
     cfg = dict(targets=["gaussian", "blur_circles"], nodes=400, steps=120, batch=7, frames=5, bins=32,
-               optimizer=optimizer, max_splits=max_splits, eval_every=17)
+               optimizer=optimizer, max_splits=max_splits, eval_every=17, methods=["gd", "sp", "soft", "kmeans"])
     full = Run(RunConfig(**cfg))
     full.advance()
     for stop_at in (0, 1, 119, 120, 150):
@@ -69,7 +69,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(optimizer, max_splits):
         resumed = Run(RunConfig(**cfg))
         resumed.load_state_dict(torch.load(buf, weights_only=True), part.frames)
         assert resumed.advance()
-        for m in ("gd", "sp"):
+        for m in ("gd", "sp", "soft", "kmeans"):
             assert np.array_equal(resumed.positions()[m], full.positions()[m])
         assert _same_but_seconds(resumed.metrics(), full.metrics())
         assert resumed.kl_rows == full.kl_rows

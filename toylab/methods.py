@@ -18,8 +18,8 @@ import torch
 
 import densities
 
-from .kmeans import kmeans_plus_plus, running_mean_update
 from .grid_index import GridIndex
+from .kmeans import kmeans_plus_plus, running_mean_update
 from .nearest import BruteForceIndex, make_index
 from .optim import make_optimizer
 from .schedule import DEFAULT_BETA_END, DEFAULT_BETA_START, DEFAULT_SCHEDULE, beta_at

@@ -8,8 +8,8 @@ accepted; once the expected number of proposals would pass K, a single pass over
 to it. Once beta is large, the weight vanishes a short way past d_min: then only the grid
 cells within d_min + TRUNCATE / beta are scanned (weights below e^-46 of the nearest node's
 dropped, less than K e^-46 of the mass in all), when they hold fewer nodes than a quarter of K.
-Random numbers come from numba's generator, seeded every call from the method's own numpy
-stream, so runs are reproducible and resumable.
+Random numbers come from the method's own numpy Generator (numba draws from it directly), so
+runs are reproducible and resumable.
 """
 
 from __future__ import annotations
@@ -57,8 +57,7 @@ def _local_weights(px, py, pos, head, nxt, g, ci, cj, rings, d_min, beta, l1, ta
 
 
 @_jit
-def _draw(points, pos, nearest, head, nxt, g, beta, l1, seed, out) -> None:
-    np.random.seed(seed)
+def _draw(points, pos, nearest, head, nxt, g, beta, l1, rng, out) -> None:
     k_nodes = pos.shape[0]
     h = 2.0 / g
     per_cell = k_nodes / (g * g)
@@ -73,22 +72,22 @@ def _draw(points, pos, nearest, head, nxt, g, beta, l1, seed, out) -> None:
             c0 = int(min(max((px + 1.0) * (g / 2.0), 0.0), g - 1.0)), int(min(max((py + 1.0) * (g / 2.0), 0.0), g - 1.0))
             total, _ = _local_weights(px, py, pos, head, nxt, g, c0[0], c0[1], rings, d_min, beta, l1, -1.0, 0.0)
             _, chosen = _local_weights(px, py, pos, head, nxt, g, c0[0], c0[1], rings, d_min, beta, l1,
-                                       np.random.random() * total, total)
+                                       rng.random() * total, total)
             if chosen < 0:
                 chosen = n0
             out[k] = chosen
             continue
         for _ in range(k_nodes):  # rejection sampling, at most K proposals
-            j = np.random.randint(0, k_nodes)
+            j = rng.integers(0, k_nodes)
             d = _distance(px, py, pos[j, 0], pos[j, 1], l1)
-            if np.random.random() < math.exp(-beta * (d - d_min)):
+            if rng.random() < math.exp(-beta * (d - d_min)):
                 chosen = j
                 break
         if chosen < 0:  # inverse CDF over every node: one pass for the total, one to find it
             total = 0.0
             for j in range(k_nodes):
                 total += math.exp(-beta * (_distance(px, py, pos[j, 0], pos[j, 1], l1) - d_min))
-            target = np.random.random() * total
+            target = rng.random() * total
             acc = 0.0
             chosen = n0
             for j in range(k_nodes):
@@ -105,6 +104,5 @@ def soft_draw(points: np.ndarray, index, beta: float, rng: np.random.Generator) 
     points = np.ascontiguousarray(points, dtype=np.float64)
     nearest = index.query(points)
     out = np.empty(points.shape[0], dtype=np.int64)
-    seed = int(rng.integers(0, 2**31 - 1))
-    _draw(points, index.positions, nearest, index._head, index._next, index.g, float(beta), index.distance == "l1", seed, out)
+    _draw(points, index.positions, nearest, index._head, index._next, index.g, float(beta), index.distance == "l1", rng, out)
     return out
