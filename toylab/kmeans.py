@@ -13,46 +13,56 @@ import numpy as np
 from .optim import group_by_node
 
 
+try:
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a dependency
+    njit = None
+
+
+def _jit(fn):
+    return njit(cache=True, nogil=True)(fn) if njit is not None else fn
+
+
+@_jit
+def _seed_centres(sample: np.ndarray, k: int, rng: np.random.Generator, l1: bool, centres: np.ndarray) -> None:
+    """k-means++ in two passes over the sample per centre: update each point's squared
+    distance to its nearest centre (and their total), then walk the running sum to the draw."""
+    n = sample.shape[0]
+    d2 = np.full(n, np.inf)
+    j = rng.integers(0, n)
+    for c in range(k):
+        cx, cy = sample[j, 0], sample[j, 1]
+        centres[c, 0], centres[c, 1] = cx, cy
+        total = 0.0
+        for p in range(n):
+            dx = abs(sample[p, 0] - cx)
+            dy = abs(sample[p, 1] - cy)
+            d = (dx + dy) ** 2 if l1 else dx * dx + dy * dy
+            if d < d2[p]:
+                d2[p] = d
+            total += d2[p]
+        if total <= 0.0:  # every sample point is a centre already: pick uniformly
+            j = rng.integers(0, n)
+            continue
+        target = rng.random() * total
+        acc = 0.0
+        j = n - 1
+        for p in range(n):
+            acc += d2[p]
+            if acc > target:
+                j = p
+                break
+
+
 def kmeans_plus_plus(sample: np.ndarray, k: int, rng: np.random.Generator, distance: str = "l2") -> np.ndarray:
     """k centres from `sample` by k-means++: each next centre drawn with probability
-    proportional to its squared distance to the nearest centre chosen so far."""
+    proportional to its squared distance (L1 or L2) to the nearest centre chosen so far."""
     n = sample.shape[0]
     if k > n:
         raise ValueError(f"k-means++ needs at least k = {k} sample points, got {n}")
     centres = np.empty((k, 2))
-    first = int(rng.integers(n))
-    centres[0] = sample[first]
-    d2 = np.empty(n)
-    cand = np.empty(n)
-    tmp = np.empty(n)
-    _sq_dist(sample, centres[0], distance, d2, tmp)
-    cumulative = np.empty(n)
-    for i in range(1, k):
-        np.cumsum(d2, out=cumulative)
-        total = cumulative[-1]
-        if total <= 0:  # every sample point is already a centre: repeat uniformly chosen ones
-            j = int(rng.integers(n))
-        else:
-            j = min(int(np.searchsorted(cumulative, rng.random() * total, side="right")), n - 1)
-        centres[i] = sample[j]
-        _sq_dist(sample, centres[i], distance, cand, tmp)
-        np.minimum(d2, cand, out=d2)
+    _seed_centres(np.ascontiguousarray(sample, dtype=np.float64), k, rng, distance == "l1", centres)
     return centres
-
-
-def _sq_dist(points: np.ndarray, centre: np.ndarray, distance: str, out: np.ndarray, tmp: np.ndarray) -> None:
-    """Squared distance (L1 or L2) from every point to one centre, into `out`."""
-    np.subtract(points[:, 0], centre[0], out=out)
-    np.subtract(points[:, 1], centre[1], out=tmp)
-    if distance == "l1":
-        np.abs(out, out=out)
-        np.abs(tmp, out=tmp)
-        out += tmp
-        out *= out
-    else:
-        out *= out
-        tmp *= tmp
-        out += tmp
 
 
 def running_mean_update(pos, counts, points, idx):

@@ -246,7 +246,7 @@ class OnlineKMeans(GradientDescent):
     """The classical baseline: online k-means (MacQueen 1967).
 
     Nodes start from k-means++ on a sample of the first target drawn from the method's own
-    stream (max(4K, 1000) points), not from the shared uniform nodes; each match then moves its
+    stream (max(2K, 1000) points), not from the shared uniform nodes; each match then moves its
     node by 1/n of the offset, n its match count, the seed point counting as the first member.
     Counts restart at 1 when the target changes so the nodes can follow a new target. Empty
     clusters are never reassigned (that would be a split-and-prune of its own). --optimizer
@@ -265,7 +265,7 @@ class OnlineKMeans(GradientDescent):
     def begin_target(self, steps: int, density: densities.Density) -> None:
         if not self.seeded:
             k = self.positions.shape[0]
-            sample = density.sample(max(4 * k, 1000), self.rng)
+            sample = density.sample(max(2 * k, 1000), self.rng)
             centres = kmeans_plus_plus(sample, k, self.rng, self.settings.distance)
             self.positions.copy_(torch.from_numpy(centres))
             self.index.rebuild()
