@@ -87,3 +87,12 @@ def _same_but_seconds(a, b):
 def test_fit_rejects_unknown_keywords():
     with pytest.raises(TypeError):
         toylab.fit("gaussian", nodes=10, steps=1, frobnicate=3)
+
+
+def test_a_longer_run_continues_a_shorter_one():
+    """Batches do not depend on --steps: the first 300 steps of a 900-step run are a 300-step run."""
+    short = Run(RunConfig(targets=["spiral"], nodes=300, steps=300, batch=500, frames=0, methods=["sp"]))
+    short.advance()
+    long = Run(RunConfig(targets=["spiral"], nodes=300, steps=900, batch=500, frames=0, methods=["sp"]))
+    long.advance(should_stop=lambda: long.step >= 300)
+    assert np.array_equal(short.positions()["sp"], long.positions()["sp"])

@@ -12,7 +12,6 @@ import numpy as np
 
 from .optim import group_by_node
 
-
 try:
     from numba import njit
 except ImportError:  # pragma: no cover - numba is a dependency

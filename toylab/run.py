@@ -128,7 +128,9 @@ class Run:
 
     def _draw_chunk(self, density: densities.Density, start: int) -> None:
         cfg = self.config
-        n = max(1, min(cfg.steps - start, CHUNK_POINTS // cfg.batch))
+        # A fixed chunk length (not cut at the target's last step) keeps a short run's batches a
+        # prefix of a longer run's: --steps 10000 and --steps 20000 agree on the first 10,000.
+        n = max(1, CHUNK_POINTS // cfg.batch)
         self._chunk_rng_state = self.data_rng.bit_generator.state
         self._chunk_start = start
         self._chunk = density.sample(n * cfg.batch, self.data_rng).reshape(n, cfg.batch, 2)
