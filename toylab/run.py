@@ -19,6 +19,7 @@ import densities
 from . import streams
 from .config import RunConfig
 from .frames import Frames
+from .kernels import warm_up_kernels
 from .methods import GradientDescent, make_method
 from .metrics import METRIC_NAMES, evaluate_histogram, node_histogram, real_samples
 
@@ -43,6 +44,8 @@ class Run:
         self.device = torch.device(config.device)
         init = torch.from_numpy(streams.initial_nodes(config.seed, config.nodes)).to(self.device)
         settings = config.settings()
+        if self.device.type == "cpu":
+            warm_up_kernels()  # compile (or load) numba kernels now, not inside the timed steps
         self.methods: dict[str, GradientDescent] = {
             name: make_method(name, init, settings, streams.generator(config.seed, "method", name))
             for name in config.methods
