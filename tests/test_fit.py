@@ -96,3 +96,24 @@ def test_a_longer_run_continues_a_shorter_one():
     long = Run(RunConfig(targets=["spiral"], nodes=300, steps=900, batch=500, frames=0, methods=["sp"]))
     long.advance(should_stop=lambda: long.step >= 300)
     assert np.array_equal(short.positions()["sp"], long.positions()["sp"])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_gpu_code_path_runs_on_cpu_tensors(monkeypatch, optimizer):
+    """--device cuda runs the methods on torch tensors; with no GPU here, force that path on CPU
+    tensors and check it fits like the numpy path (the same rules, other rounding/randomness)."""
+    import toylab.methods as methods
+
+    kw = dict(nodes=300, steps=1500, batch=10, frames=0, seed=2, optimizer=optimizer)
+    numpy_path = toylab.fit("blur_circles", methods="gd,sp,soft,kmeans", **kw)
+    monkeypatch.setattr(methods, "_work_array", lambda tensor: tensor)
+    torch_path = toylab.fit("blur_circles", methods="gd,sp,soft,kmeans", **kw)
+    for m in ("gd", "sp", "soft", "kmeans"):
+        a = numpy_path.metrics["targets"][0]["methods"][m]
+        b = torch_path.metrics["targets"][0]["methods"][m]
+        assert np.isfinite(b["kl"]) and b["kl"] < 1.5 * a["kl"] + 0.5, (m, a["kl"], b["kl"])
+    run = torch_path.run
+    assert isinstance(run.methods["sp"].pos, torch.Tensor)
+    # gd and sp share no randomness: the tensor path gives the same nodes up to rounding
+    if optimizer == "sgd":
+        np.testing.assert_allclose(torch_path.nodes["gd"], numpy_path.nodes["gd"], atol=1e-9)
