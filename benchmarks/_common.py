@@ -181,6 +181,17 @@ def resolve_targets(
     return specs, skipped
 
 
+def resolve_and_report(labels: list[str], bins: int, png_dir, ref_arrays) -> list:
+    """resolve_targets, printing the targets skipped and any density not from our registry."""
+    specs, skipped = resolve_targets(labels, bins, png_dir, ref_arrays)
+    for s in skipped:
+        print(f"skipped {s}")
+    for s in specs:
+        if s.via != "registry" or s.note:
+            print(f"{s.label}: density via {s.via}{'; ' + s.note if s.note else ''}")
+    return specs
+
+
 # -- fitting ours ----------------------------------------------------------------------------
 def fit_ours(
     spec: Spec,

@@ -143,12 +143,7 @@ def main() -> int:
             print(f"reference venv not usable ({why}); paper:* targets need --paper-images DIR "
                   f"(paper:blur_circles needs the venv).\n{C.REF_VENV_HELP}")
         png_dir = C.locate_paper_pngs(args.paper_images, args.ref_python if why is None else None)
-    specs, skipped = C.resolve_targets(labels, args.bins, png_dir, ref_arrays)
-    for s in skipped:
-        print(f"skipped {s}")
-    for s in specs:
-        if s.via != "registry" or s.note:
-            print(f"{s.label}: density via {s.via}{'; ' + s.note if s.note else ''}")
+    specs = C.resolve_and_report(labels, args.bins, png_dir, ref_arrays)
 
     every = max(1, args.steps // max(1, args.checkpoints))
     t_all = time.perf_counter()

@@ -270,12 +270,7 @@ def main() -> int:
         ref_arrays = C.reference_arrays(args.ref_python, args.bins, args.threads, work)["arrays"]
     png_dir = C.locate_paper_pngs(args.paper_images, args.ref_python if ref_ok else None)
     labels = [t.strip() for t in args.targets.split(",") if t.strip()]
-    specs, skipped = C.resolve_targets(labels, args.bins, png_dir, ref_arrays)
-    for s in skipped:
-        print(f"skipped {s}")
-    for s in specs:
-        if s.via != "registry" or s.note:
-            print(f"{s.label}: density via {s.via}{'; ' + s.note if s.note else ''}")
+    specs = C.resolve_and_report(labels, args.bins, png_dir, ref_arrays)
     t0 = time.perf_counter()
     if not args.skip_small and specs:
         rows = small(args, specs, ref_ok, work)
