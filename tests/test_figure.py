@@ -54,3 +54,24 @@ def test_figure_bad_input(tmp_path, capsys, args, named):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and named in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_an_interrupted_figure_keeps_the_finished_fits(tmp_path):
+    from toylab import figure
+    from toylab.config import RunConfig
+
+    config = RunConfig(nodes=60, steps=20, bins=64, frames=0).validate()
+    targets = figure.build_figure_targets(64, {}, None)
+    steps_seen = []
+
+    def stop_in_third_fit():
+        steps_seen.append(1)
+        return len(steps_seen) > 2 * 20 + 5  # two fits done, then Ctrl-C
+
+    result = figure.compute(config, [0], targets, quiet=True, should_stop=stop_in_third_fit)
+    assert not result.complete
+    assert [t.name for t in result.targets] == ["spiral", "blur_circles"]
+    figure.draw(result, tmp_path / "f.png", tmp_path / "f.pdf")
+    figure.write_tables(result, tmp_path / "f.csv", tmp_path / "f.md", False)
+    assert "Interrupted" in (tmp_path / "f.md").read_text()
+    assert "qr" not in (tmp_path / "f.csv").read_text()

@@ -12,6 +12,7 @@ import csv
 import io
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,7 @@ class FigureResult:
     cells: dict[tuple[str, str], Cell]
     seeds: list[int]
     steps: int
+    complete: bool = True
 
 
 def paper_image_targets(directory: Path, bins: int) -> dict[str, densities.Density]:
@@ -101,20 +103,32 @@ def build_figure_targets(bins: int, target_options: dict[str, Any], paper_images
 
 
 def compute(
-    config: RunConfig, seeds: list[int], targets: list[densities.Density], quiet: bool = False
+    config: RunConfig,
+    seeds: list[int],
+    targets: list[densities.Density],
+    quiet: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> FigureResult:
-    """Fit every method to every target for every seed; collect KLs and histograms."""
+    """Fit every method to every target for every seed; collect KLs and histograms.
+
+    When should_stop() turns true the fit in progress is dropped and the fits finished so far
+    are returned (result.complete False): a Ctrl-C still gives a figure of what was done.
+    """
     from tqdm import tqdm
 
     cells: dict[tuple[str, str], Cell] = {}
     total = len(seeds) * len(targets) * config.steps
+    done_seeds: list[int] = []
     with tqdm(total=total, unit="step", file=sys.stderr, disable=quiet, dynamic_ncols=True, mininterval=0.25) as bar:
         for seed in seeds:
             for density in targets:
                 bar.set_description(f"{density.name} seed {seed}")
                 cfg = RunConfig(**{**config.to_dict(), "targets": [density.name], "seed": seed, "frames": 0})
                 run = Run(cfg, [density])
-                run.advance(on_step=lambda r: bar.update(1))
+                if not run.advance(should_stop, on_step=lambda r: bar.update(1)):
+                    fitted = [t for t in targets if (t.name, "real") in cells]
+                    return FigureResult(fitted, list(config.methods), config.nodes, cells, done_seeds or [seed],
+                                        config.steps, complete=False)
                 result = run.results[0]
                 for m in cfg.methods:
                     cell = cells.setdefault((density.name, m), Cell())
@@ -128,6 +142,7 @@ def compute(
                 if real.hist is None:  # the very draw the run scored: same evaluation stream
                     pts = density.sample(cfg.nodes, streams.generator(seed, "eval", 0))
                     real.hist = node_histogram(pts, density.bins)
+            done_seeds.append(seed)
     return FigureResult(targets, list(config.methods), config.nodes, cells, seeds, config.steps)
 
 
@@ -221,4 +236,6 @@ def write_tables(result: FigureResult, csv_path: Path, md_path: Path, paper_imag
         lines.append(f"| {TITLES.get(density.name, density.name)} | "
                      + " | ".join(f"{by_key[(density.name, c)]['stray_mean']:.0f}" for c in columns) + " |")
     lines += ["", "Targets: the paper's own images (via the image target)." if paper_images else NOTE, ""]
+    if not result.complete:
+        lines += ["Interrupted (Ctrl-C): only the fits finished before it are shown.", ""]
     write_text(md_path, "\n".join(lines))

@@ -11,7 +11,7 @@ from .. import figure, rundir
 from ..config import RunConfig
 from ..errors import ToylabError
 from ..methods import METHODS
-from ..runner import set_threads
+from ..runner import set_threads, stop_on_interrupt
 from .common import add_target_options, target_options
 
 
@@ -73,10 +73,14 @@ def main(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else Path("runs") / f"figure-{time.strftime('%Y%m%d-%H%M%S')}"
     rundir.check_new_out(out, args.force, figure.is_figure_dir, "toylab figure output")
     set_threads(config.threads)
-    result = figure.compute(config, seeds, targets, quiet=args.quiet)
-    rundir.claim_out(out, args.force, figure.is_figure_dir)
-    figure.draw(result, out / "figure.png", out / "figure.pdf")
-    figure.write_tables(result, out / "figure.csv", out / "figure.md", args.paper_images is not None)
+    with stop_on_interrupt() as should_stop:
+        result = figure.compute(config, seeds, targets, quiet=args.quiet, should_stop=should_stop)
+        if not result.targets:
+            print("toylab figure: interrupted before the first fit finished; nothing written", file=sys.stderr)
+            return 130
+        rundir.claim_out(out, args.force, figure.is_figure_dir)
+        figure.draw(result, out / "figure.png", out / "figure.pdf")
+        figure.write_tables(result, out / "figure.csv", out / "figure.md", args.paper_images is not None)
     print((out / "figure.md").read_text(encoding="utf-8"))
     print(f"figure: {out / 'figure.png'}", file=sys.stderr)
-    return 0
+    return 0 if result.complete else 130
