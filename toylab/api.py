@@ -58,12 +58,10 @@ def fit(
     config = RunConfig(
         targets=names,
         nodes=nodes,
-        methods=[methods] if isinstance(methods, str) and "," not in methods else methods,
+        methods=methods if isinstance(methods, str) else list(methods),
         target_options=target_opts,
         **config_args,
     ).validate()
-    for name in names:
-        densities.params_for(name, target_opts)
     unknown = [k for k in target_opts if not any(k in densities.target(n).defaults() for n in names)]
     if unknown:
         raise TypeError(f"fit() got an unexpected keyword argument {unknown[0]!r}")
