@@ -80,26 +80,38 @@ def ref_env(threads: int) -> dict[str, str]:
     return env
 
 
-def run_driver(ref_python: str, args: list[str], threads: int, timeout: float | None = None) -> dict[str, Any]:
+def run_driver(
+    ref_python: str, args: list[str], threads: int, timeout: float | None = None
+) -> dict[str, Any]:
     """Run reference_driver.py in the reference venv; return its RESULT json."""
     cmd = [ref_python, str(DRIVER), *args]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ref_env(threads), timeout=timeout, cwd="/")
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env=ref_env(threads), timeout=timeout, cwd="/"
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"reference driver failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+        raise RuntimeError(
+            f"reference driver failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}"
+        )
     for line in proc.stdout.splitlines()[::-1]:
         if line.startswith("RESULT "):
             out = json.loads(line[len("RESULT ") :])
             out["process_seconds"] = wall
             return out
-    raise RuntimeError(f"reference driver printed no RESULT line:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    raise RuntimeError(
+        f"reference driver printed no RESULT line:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    )
 
 
 def reference_arrays(ref_python: str, bins: int, threads: int, workdir: str) -> dict[str, Any]:
     """The reference's own density arrays (its blur_circles and PNG targets) and its PNG dir."""
     out = os.path.join(workdir, "ref_densities")
-    return run_driver(ref_python, ["densities", "--out", out, "--bins", str(bins), "--threads", str(threads)], threads)
+    return run_driver(
+        ref_python,
+        ["densities", "--out", out, "--bins", str(bins), "--threads", str(threads)],
+        threads,
+    )
 
 
 def locate_paper_pngs(paper_dir: str | None, ref_python: str | None) -> Path | None:
@@ -108,7 +120,9 @@ def locate_paper_pngs(paper_dir: str | None, ref_python: str | None) -> Path | N
         return Path(paper_dir)
     if ref_python:
         venv = Path(ref_python).parent.parent  # not resolved: bin/python links out of the venv
-        for cand in sorted(venv.glob("lib/python*/site-packages/distribution_playground/density_map_imgs")):
+        for cand in sorted(
+            venv.glob("lib/python*/site-packages/distribution_playground/density_map_imgs")
+        ):
             return cand
     return None
 
@@ -148,20 +162,26 @@ def resolve_targets(
     for label in labels:
         if not label.startswith("paper:"):
             if label not in densities.names():
-                skipped.append(f"{label}: not a registered target here yet (registered: {', '.join(densities.names())})")
+                skipped.append(
+                    f"{label}: not a registered target here yet (registered: {', '.join(densities.names())})"
+                )
                 continue
             specs.append(Spec(label, densities.get(label, bins), "registry", label))
             continue
         if label == "paper:blur_circles":
             if not ref_arrays or "blur_circles" not in ref_arrays:
-                skipped.append(f"{label}: needs the reference venv (its blur_circles is procedural)")
+                skipped.append(
+                    f"{label}: needs the reference venv (its blur_circles is procedural)"
+                )
                 continue
             arr = np.load(ref_arrays["blur_circles"])
             specs.append(Spec(label, densities.Density(label, arr), "ref-array"))
             continue
         stem = PAPER_PNGS.get(label)
         if stem is None:
-            skipped.append(f"{label}: unknown paper target (choose from {', '.join([*PAPER_PNGS, 'paper:blur_circles'])})")
+            skipped.append(
+                f"{label}: unknown paper target (choose from {', '.join([*PAPER_PNGS, 'paper:blur_circles'])})"
+            )
             continue
         png = png_dir / f"{stem}.png" if png_dir else None
         ref_arr = np.load(ref_arrays[stem]) if ref_arrays and stem in ref_arrays else None
@@ -173,10 +193,23 @@ def resolve_targets(
                 note = f"TV(our image target, reference conversion) = {diff:.4f}"
             specs.append(Spec(label, dens, "image-target", "image", {"path": str(png)}, note))
         elif ref_arr is not None:
-            why = "our `image` target is not registered yet" if not have_image else f"{png} not found"
-            specs.append(Spec(label, densities.Density(label, ref_arr), "ref-array", note=f"{why}: used the reference's conversion"))
+            why = (
+                "our `image` target is not registered yet" if not have_image else f"{png} not found"
+            )
+            specs.append(
+                Spec(
+                    label,
+                    densities.Density(label, ref_arr),
+                    "ref-array",
+                    note=f"{why}: used the reference's conversion",
+                )
+            )
         else:
-            where = f"{png} not found" if png is not None else "no folder of the paper's PNGs (--paper-images DIR)"
+            where = (
+                f"{png} not found"
+                if png is not None
+                else "no folder of the paper's PNGs (--paper-images DIR)"
+            )
             skipped.append(f"{label}: {where} and no reference venv to convert it")
     return specs, skipped
 
@@ -206,9 +239,9 @@ def fit_ours(
 ) -> dict[str, Any]:
     """Fit with toylab; return metrics per method, real-samples KL, wall seconds, nodes, KL log."""
     import toylab
+    from toylab.cli.driver import set_threads
     from toylab.config import RunConfig
     from toylab.run import Run
-    from toylab.runner import set_threads
 
     common = dict(
         nodes=nodes,
@@ -259,12 +292,21 @@ def fit_sequence(
     Returns, per target, its metrics (real-samples KL, every method's kl/stray/seconds) and the
     node positions at the end of that target.
     """
+    from toylab.cli.driver import set_threads
     from toylab.config import RunConfig
     from toylab.run import Run
-    from toylab.runner import set_threads
 
-    cfg = RunConfig(targets=["uniform"] * len(specs), methods=list(methods), nodes=nodes, steps=steps, batch=batch,
-                    frames=0, seed=seed, threads=threads, max_splits=max_splits).validate()
+    cfg = RunConfig(
+        targets=["uniform"] * len(specs),
+        methods=list(methods),
+        nodes=nodes,
+        steps=steps,
+        batch=batch,
+        frames=0,
+        seed=seed,
+        threads=threads,
+        max_splits=max_splits,
+    ).validate()
     cfg.threads = set_threads(threads)
     run = Run(cfg, targets=[s.density for s in specs])
     ends: list[dict[str, Any]] = []
@@ -311,10 +353,15 @@ def stray_cost(k: int, bins: int) -> float:
 
 
 def table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
 
     def fmt(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(
+            c.ljust(w) if i < left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     lines = [fmt(header), "  ".join("-" * w for w in widths)]
     lines += [fmt(r) for r in rows]

@@ -43,26 +43,46 @@ def kmeans_theory_kl(target: str, bins: int) -> float:
 def run(k: int, targets: list[str], steps: int) -> None:
     batch = max(10, k // 1000)
     splits = max(1, batch // 10)
-    print(f"\nK = {k:,}: {steps:,} steps of {batch} points ({steps * batch / k:.0f} a node), "
-          f"--max-splits {splits}; reach = first step with KL <= real-samples KL (logged every 100)")
-    print(f"{'target':<13} {'real KL':>8} " + " ".join(f"{m + ' KL':>10} {'reach':>7} {'s':>6}" for m in METHODS)
-          + f" {'p^1/2 KL':>9}")
+    print(
+        f"\nK = {k:,}: {steps:,} steps of {batch} points ({steps * batch / k:.0f} a node), "
+        f"--max-splits {splits}; reach = first step with KL <= real-samples KL (logged every 100)"
+    )
+    print(
+        f"{'target':<13} {'real KL':>8} "
+        + " ".join(f"{m + ' KL':>10} {'reach':>7} {'s':>6}" for m in METHODS)
+        + f" {'p^1/2 KL':>9}"
+    )
     for target in targets:
         start = time.perf_counter()
-        r = toylab.fit(target, nodes=k, methods=",".join(METHODS), steps=steps, batch=batch,
-                       max_splits=splits, frames=0, eval_every=100)
+        r = toylab.fit(
+            target,
+            nodes=k,
+            methods=",".join(METHODS),
+            steps=steps,
+            batch=batch,
+            max_splits=splits,
+            frames=0,
+            eval_every=100,
+        )
         t = r.metrics["targets"][0]
         real = t["real_samples"]["kl"]
         cells = []
         for m in METHODS:
             s = t["methods"][m]
             cells.append(f"{s['kl']:>10.4f} {first_reach(r.kl, m, real):>7} {s['seconds']:>6.1f}")
-        print(f"{target:<13} {real:>8.4f} " + " ".join(cells) + f" {kmeans_theory_kl(target, 100):>9.4f}"
-              f"   ({time.perf_counter() - start:.0f} s)", flush=True)
+        print(
+            f"{target:<13} {real:>8.4f} "
+            + " ".join(cells)
+            + f" {kmeans_theory_kl(target, 100):>9.4f}"
+            f"   ({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--nodes", default="1000,10000,100000", help="comma list of K")
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--steps", type=int, default=10_000)

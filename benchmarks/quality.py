@@ -48,22 +48,40 @@ CYCLE = ["gaussian", "paper:blur_circles", "paper:qr", "paper:spiral", "paper:wo
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--targets", default=",".join(OUR_TARGETS + PAPER_TARGETS), help="comma list (default %(default)s)")
-    p.add_argument("--paper-images", default=None, help="folder with sprial.png, QR_code.png, words.png")
-    p.add_argument("--ref-python", default=C.DEFAULT_REF_PYTHON,
-                   help="reference venv python, only to locate the paper's PNGs and build its blur circles (optional)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--targets",
+        default=",".join(OUR_TARGETS + PAPER_TARGETS),
+        help="comma list (default %(default)s)",
+    )
+    p.add_argument(
+        "--paper-images", default=None, help="folder with sprial.png, QR_code.png, words.png"
+    )
+    p.add_argument(
+        "--ref-python",
+        default=C.DEFAULT_REF_PYTHON,
+        help="reference venv python, only to locate the paper's PNGs and build its blur circles (optional)",
+    )
     p.add_argument("--nodes", type=int, default=10_000)
     p.add_argument("--steps", type=int, default=10_000)
     p.add_argument("--batch", type=int, default=10)
     p.add_argument("--bins", type=int, default=100)
     p.add_argument("--seeds", default="0,1,2", help="comma list of seeds (default %(default)s)")
     p.add_argument("--methods", default="gd,sp")
-    p.add_argument("--max-splits", type=int, default=1, help="sp splits per step (1 = the paper's pace)")
+    p.add_argument(
+        "--max-splits", type=int, default=1, help="sp splits per step (1 = the paper's pace)"
+    )
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--checkpoints", type=int, default=4, help="sp KL printed at this many points of the run")
-    p.add_argument("--cycle", default=",".join(CYCLE),
-                   help="the paper's cycle of targets, nodes carried over from one to the next (default %(default)s)")
+    p.add_argument(
+        "--checkpoints", type=int, default=4, help="sp KL printed at this many points of the run"
+    )
+    p.add_argument(
+        "--cycle",
+        default=",".join(CYCLE),
+        help="the paper's cycle of targets, nodes carried over from one to the next (default %(default)s)",
+    )
     p.add_argument("--no-cycle", action="store_true", help="skip the cycle section")
     return p.parse_args()
 
@@ -80,7 +98,9 @@ def mean_int(values: list[int]) -> str:
     return f"{statistics.mean(values):.1f}"
 
 
-def run_cycle(args, cycle: list[str], methods: list[str], seeds: list[int], png_dir, ref_arrays) -> None:
+def run_cycle(
+    args, cycle: list[str], methods: list[str], seeds: list[int], png_dir, ref_arrays
+) -> None:
     """The paper's own protocol: one run through the cycle, nodes carried over between targets.
 
     The paper's gd column comes from this protocol, not from a fresh uniform start: gd's nodes
@@ -91,21 +111,34 @@ def run_cycle(args, cycle: list[str], methods: list[str], seeds: list[int], png_
     if skipped or not specs:
         print("== Cycle skipped: " + "; ".join(skipped or ["no targets"]) + " ==")
         return
-    print(f"== The paper's cycle {' -> '.join(s.label for s in specs)} (nodes carried over, {args.steps} steps each, "
-          f"sp counts reset per target; mean{'±sd' if len(seeds) > 1 else ''} over {len(seeds)} seed(s)) ==")
+    print(
+        f"== The paper's cycle {' -> '.join(s.label for s in specs)} (nodes carried over, {args.steps} steps each, "
+        f"sp counts reset per target; mean{'±sd' if len(seeds) > 1 else ''} over {len(seeds)} seed(s)) =="
+    )
     per: dict[str, list[dict]] = {}
     for seed in seeds:
         t0 = time.perf_counter()
-        out = C.fit_sequence(specs, methods, args.nodes, args.steps, args.batch, seed, args.threads, args.max_splits)
+        out = C.fit_sequence(
+            specs, methods, args.nodes, args.steps, args.batch, seed, args.threads, args.max_splits
+        )
         for spec, res in zip(specs, out, strict=True):
             row = {"real": res["real_kl"]}
             for m in methods:
-                row[m] = {"kl": res["methods"][m]["kl"], "stray": res["methods"][m]["stray"],
-                          "stray_kl": C.stray_kl(res["nodes"][m], spec.density)}
+                row[m] = {
+                    "kl": res["methods"][m]["kl"],
+                    "stray": res["methods"][m]["stray"],
+                    "stray_kl": C.stray_kl(res["nodes"][m], spec.density),
+                }
             per.setdefault(spec.label, []).append(row)
         print(f"  done cycle seed {seed} in {time.perf_counter() - t0:.1f} s", flush=True)
-    header = ["target"] + [f"{m} KL" for m in methods] + ["real KL"] + [f"{m} stray" for m in methods] + \
-             [f"{m} stray-KL" for m in methods] + ["paper gd/sp/real"]
+    header = (
+        ["target"]
+        + [f"{m} KL" for m in methods]
+        + ["real KL"]
+        + [f"{m} stray" for m in methods]
+        + [f"{m} stray-KL" for m in methods]
+        + ["paper gd/sp/real"]
+    )
     rows = []
     for label, rs in per.items():
         cells = [label]
@@ -128,9 +161,12 @@ def main() -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     labels = [t.strip() for t in args.targets.split(",") if t.strip()]
     print("quality:", C.machine_line(args.threads), flush=True)
-    print(f"K = {args.nodes}, {args.steps} steps, batch {args.batch}, {args.bins} bins, seeds {seeds}, "
-          f"methods {methods}, max splits {args.max_splits}; one stray node alone in an empty cell costs "
-          f"{C.stray_cost(args.nodes, args.bins):.4f} nats", flush=True)
+    print(
+        f"K = {args.nodes}, {args.steps} steps, batch {args.batch}, {args.bins} bins, seeds {seeds}, "
+        f"methods {methods}, max splits {args.max_splits}; one stray node alone in an empty cell costs "
+        f"{C.stray_cost(args.nodes, args.bins):.4f} nats",
+        flush=True,
+    )
 
     cycle = [] if args.no_cycle else [t.strip() for t in args.cycle.split(",") if t.strip()]
     ref_arrays = None
@@ -138,10 +174,14 @@ def main() -> int:
     if any(label.startswith("paper:") for label in labels + cycle):
         why = C.check_ref_python(args.ref_python) if args.ref_python else "no --ref-python"
         if why is None:
-            ref_arrays = C.reference_arrays(args.ref_python, args.bins, args.threads, C.tmpdir())["arrays"]
+            ref_arrays = C.reference_arrays(args.ref_python, args.bins, args.threads, C.tmpdir())[
+                "arrays"
+            ]
         elif not args.paper_images:
-            print(f"reference venv not usable ({why}); paper:* targets need --paper-images DIR "
-                  f"(paper:blur_circles needs the venv).\n{C.REF_VENV_HELP}")
+            print(
+                f"reference venv not usable ({why}); paper:* targets need --paper-images DIR "
+                f"(paper:blur_circles needs the venv).\n{C.REF_VENV_HELP}"
+            )
         png_dir = C.locate_paper_pngs(args.paper_images, args.ref_python if why is None else None)
     specs = C.resolve_and_report(labels, args.bins, png_dir, ref_arrays)
 
@@ -150,8 +190,17 @@ def main() -> int:
     results: dict[str, list[dict]] = {}
     for spec in specs:
         for seed in seeds:
-            r = C.fit_ours(spec, methods, args.nodes, args.steps, args.batch, seed, args.threads,
-                           max_splits=args.max_splits, eval_every=every)
+            r = C.fit_ours(
+                spec,
+                methods,
+                args.nodes,
+                args.steps,
+                args.batch,
+                seed,
+                args.threads,
+                max_splits=args.max_splits,
+                eval_every=every,
+            )
             row = {"seed": seed, "real": r["real_kl"], "wall": r["wall"]}
             for m in methods:
                 mm = r["methods"][m]
@@ -161,12 +210,17 @@ def main() -> int:
                     "stray_kl": C.stray_kl(r["nodes"][m], spec.density),
                     "unmoved": C.unmoved(r["nodes"][m], seed),
                     "seconds": mm["seconds"],
-                    "curve": [(row_["step"], row_["kl"]) for row_ in r["kl_rows"] if row_["method"] == m],
+                    "curve": [
+                        (row_["step"], row_["kl"]) for row_ in r["kl_rows"] if row_["method"] == m
+                    ],
                 }
             results.setdefault(spec.label, []).append(row)
-            print(f"  done {spec.label} seed {seed} in {r['wall']:.1f} s: "
-                  + ", ".join(f"{m} KL {row[m]['kl']:.4f} stray {row[m]['stray']}" for m in methods)
-                  + f", real {row['real']:.4f}", flush=True)
+            print(
+                f"  done {spec.label} seed {seed} in {r['wall']:.1f} s: "
+                + ", ".join(f"{m} KL {row[m]['kl']:.4f} stray {row[m]['stray']}" for m in methods)
+                + f", real {row['real']:.4f}",
+                flush=True,
+            )
 
     # Per seed.
     print()
@@ -180,15 +234,30 @@ def main() -> int:
             cells = [label, str(r["seed"]), f"{r['real']:.4f}"]
             for m in methods:
                 x = r[m]
-                cells += [f"{x['kl']:.4f}", str(x["stray"]), f"{x['stray_kl']:.4f}", str(x["unmoved"]), f"{x['seconds']:.1f}"]
+                cells += [
+                    f"{x['kl']:.4f}",
+                    str(x["stray"]),
+                    f"{x['stray_kl']:.4f}",
+                    str(x["unmoved"]),
+                    f"{x['seconds']:.1f}",
+                ]
             rows.append(cells)
     print(C.table(header, rows))
 
     # Per target, with the paper's numbers.
     print()
-    print(f"== Per target (mean{'±sd' if len(seeds) > 1 else ''} over {len(seeds)} seed(s)); paper = gd/sp/real of the paper's figure ==")
-    header = ["target"] + [f"{m} KL" for m in methods] + ["real KL"] + [f"{m} stray" for m in methods] + \
-             [f"{m} stray-KL" for m in methods] + [f"{m} s" for m in methods] + ["paper gd/sp/real"]
+    print(
+        f"== Per target (mean{'±sd' if len(seeds) > 1 else ''} over {len(seeds)} seed(s)); paper = gd/sp/real of the paper's figure =="
+    )
+    header = (
+        ["target"]
+        + [f"{m} KL" for m in methods]
+        + ["real KL"]
+        + [f"{m} stray" for m in methods]
+        + [f"{m} stray-KL" for m in methods]
+        + [f"{m} s" for m in methods]
+        + ["paper gd/sp/real"]
+    )
     rows = []
     for label, rs in results.items():
         cells = [label]
@@ -206,12 +275,16 @@ def main() -> int:
     if "sp" in methods:
         print()
         print("== sp KL during the run (mean over seeds) ==")
-        steps_logged = [s for s, _ in results[next(iter(results))][0]["sp"]["curve"]] if results else []
+        steps_logged = (
+            [s for s, _ in results[next(iter(results))][0]["sp"]["curve"]] if results else []
+        )
         header = ["target"] + [f"step {s}" for s in steps_logged]
         rows = []
         for label, rs in results.items():
             curves = [dict(r["sp"]["curve"]) for r in rs]
-            rows.append([label] + [f"{statistics.mean(c[s] for c in curves):.4f}" for s in steps_logged])
+            rows.append(
+                [label] + [f"{statistics.mean(c[s] for c in curves):.4f}" for s in steps_logged]
+            )
         print(C.table(header, rows))
 
     # The issue's claims.
@@ -226,15 +299,43 @@ def main() -> int:
         paper = C.PAPER_NUMBERS.get(C.paper_key(label))
         if sp is not None:
             worst = max(r["sp"]["kl"] - r["real"] for r in rs)
-            rows.append([label, "sp KL < real KL", f"{sp:.4f} vs {real:.4f} (worst seed diff {worst:+.4f})", "yes" if sp < real else "NO"])
+            rows.append(
+                [
+                    label,
+                    "sp KL < real KL",
+                    f"{sp:.4f} vs {real:.4f} (worst seed diff {worst:+.4f})",
+                    "yes" if sp < real else "NO",
+                ]
+            )
         if not label.startswith("paper:"):
             if gd is not None:
-                rows.append([label, "gd KL >= 10 x real", f"{gd:.2f} = {gd / real:.0f} x real", "yes" if gd >= 10 * real else "NO"])
+                rows.append(
+                    [
+                        label,
+                        "gd KL >= 10 x real",
+                        f"{gd:.2f} = {gd / real:.0f} x real",
+                        "yes" if gd >= 10 * real else "NO",
+                    ]
+                )
         elif paper is not None:
             if sp is not None:
-                rows.append([label, f"sp KL <= paper {paper[1]}", f"{sp:.4f}", "yes" if sp <= paper[1] else "NO"])
+                rows.append(
+                    [
+                        label,
+                        f"sp KL <= paper {paper[1]}",
+                        f"{sp:.4f}",
+                        "yes" if sp <= paper[1] else "NO",
+                    ]
+                )
             if gd is not None:
-                rows.append([label, "gd KL in 15-30", f"{gd:.2f} (paper {paper[0]})", "yes" if 15 <= gd <= 30 else "NO"])
+                rows.append(
+                    [
+                        label,
+                        "gd KL in 15-30",
+                        f"{gd:.2f} (paper {paper[0]})",
+                        "yes" if 15 <= gd <= 30 else "NO",
+                    ]
+                )
     print(C.table(header, rows))
     if cycle:
         run_cycle(args, cycle, methods, seeds, png_dir, ref_arrays)

@@ -37,7 +37,12 @@ import time
 
 def _set_threads(n: int) -> None:
     # Before numpy / torch are imported, so their thread pools start at this size.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    for var in (
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+    ):
         os.environ[var] = str(n)
 
 
@@ -117,7 +122,9 @@ def run_densities(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="mode", required=True)
     f = sub.add_parser("fit", help="run the reference loop on a density array")
     f.add_argument("--density", required=True, help="(bins, bins) .npy density array, row 0 = top")
@@ -126,9 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--batch", type=int, default=40)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--threads", type=int, default=1)
-    f.add_argument("--max-seconds", type=float, default=0.0, help="stop the loop after this long (0: never)")
+    f.add_argument(
+        "--max-seconds", type=float, default=0.0, help="stop the loop after this long (0: never)"
+    )
     f.add_argument("--out-nodes", required=True, help="where to save the final (K, 2) nodes (.npy)")
-    f.add_argument("--out-times", default="", help="where to save the per-step (wall, CPU) seconds (.npy, shape (steps, 2))")
+    f.add_argument(
+        "--out-times",
+        default="",
+        help="where to save the per-step (wall, CPU) seconds (.npy, shape (steps, 2))",
+    )
     d = sub.add_parser("densities", help="write the reference's density arrays as .npy")
     d.add_argument("--out", required=True)
     d.add_argument("--bins", type=int, default=100)

@@ -23,13 +23,15 @@ import torch
 
 import densities
 import toylab
-from toylab.methods import Settings, SplitAndPrune
+from toylab.fitting.methods import Settings, SplitAndPrune
 
 
 def per_step(k: int, batch: int, index: str, steps: int, target: densities.Density) -> float:
     """Mean seconds per step of `sp` after a short warm-up."""
     rng = np.random.default_rng(0)
-    method = SplitAndPrune(torch.from_numpy(rng.uniform(-1, 1, (k, 2))), Settings(index=index, batch=batch))
+    method = SplitAndPrune(
+        torch.from_numpy(rng.uniform(-1, 1, (k, 2))), Settings(index=index, batch=batch)
+    )
     batches = [target.sample(batch, rng) for _ in range(steps + 5)]
     for b in batches[:5]:
         method.step(b)
@@ -50,30 +52,54 @@ def table(max_k: int) -> None:
             steps = max(5, min(2000, int(2e7 / (k * batch) * 10)))
             grid = per_step(k, batch, "grid", steps, target)
             tree = per_step(k, batch, "kdtree", steps, target)
-            brute = per_step(k, batch, "brute", max(3, steps // 10), target) if k * batch <= 10**8 else float("nan")
+            brute = (
+                per_step(k, batch, "brute", max(3, steps // 10), target)
+                if k * batch <= 10**8
+                else float("nan")
+            )
             ratio = brute / grid if np.isfinite(brute) else float("nan")
-            print(f"{k:>9,} {batch:>6} {grid:>10.2e} {tree:>10.2e} {brute:>10.2e} {ratio:>10.1f}x", flush=True)
+            print(
+                f"{k:>9,} {batch:>6} {grid:>10.2e} {tree:>10.2e} {brute:>10.2e} {ratio:>10.1f}x",
+                flush=True,
+            )
 
 
 def large_fit(k: int, samples: int, batch: int, bins: int, threads: int) -> None:
     steps = samples // batch
     max_splits = batch // 5
-    print(f"\nK = {k:,}: {samples:,} samples (batch {batch:,} x {steps:,} steps), --max-splits {max_splits}, "
-          f"{bins} bins ({k / bins**2:.1f} nodes a cell)", flush=True)
+    print(
+        f"\nK = {k:,}: {samples:,} samples (batch {batch:,} x {steps:,} steps), --max-splits {max_splits}, "
+        f"{bins} bins ({k / bins**2:.1f} nodes a cell)",
+        flush=True,
+    )
     start = time.perf_counter()
-    r = toylab.fit("spiral", nodes=k, methods="sp", steps=steps, batch=batch, bins=bins, max_splits=max_splits,
-                   frames=0, threads=threads)
+    r = toylab.fit(
+        "spiral",
+        nodes=k,
+        methods="sp",
+        steps=steps,
+        batch=batch,
+        bins=bins,
+        max_splits=max_splits,
+        frames=0,
+        threads=threads,
+    )
     wall = time.perf_counter() - start
     t = r.metrics["targets"][0]
     sp, real = t["methods"]["sp"], t["real_samples"]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     verdict = "below" if sp["kl"] < real["kl"] else "ABOVE"
-    print(f"  sp KL {sp['kl']:.4f} ({verdict} real samples {real['kl']:.4f}), stray nodes {sp['stray']:,}, "
-          f"fit {sp['seconds']:.1f} s, wall {wall:.1f} s, peak RSS {rss:,.0f} MB", flush=True)
+    print(
+        f"  sp KL {sp['kl']:.4f} ({verdict} real samples {real['kl']:.4f}), stray nodes {sp['stray']:,}, "
+        f"fit {sp['seconds']:.1f} s, wall {wall:.1f} s, peak RSS {rss:,.0f} MB",
+        flush=True,
+    )
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--large", action="store_true", help="also fit K = 10^6 with 10^7 samples")
     ap.add_argument("--table-only", action="store_true")
     ap.add_argument("--max-k", type=int, default=10**6, help="largest K in the per-step table")

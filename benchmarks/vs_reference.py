@@ -39,26 +39,56 @@ DEFAULT_TARGETS = "blur_circles,spiral,paper:spiral,paper:qr,paper:words"
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ref-python", default=C.DEFAULT_REF_PYTHON, help="python of the reference venv (%(default)s)")
-    p.add_argument("--targets", default=DEFAULT_TARGETS, help="comma list: our target names and/or paper:spiral, paper:qr, paper:words, paper:blur_circles (default %(default)s)")
-    p.add_argument("--paper-images", default=None, help="folder with sprial.png, QR_code.png, words.png (default: the reference venv's distribution_playground)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--ref-python",
+        default=C.DEFAULT_REF_PYTHON,
+        help="python of the reference venv (%(default)s)",
+    )
+    p.add_argument(
+        "--targets",
+        default=DEFAULT_TARGETS,
+        help="comma list: our target names and/or paper:spiral, paper:qr, paper:words, paper:blur_circles (default %(default)s)",
+    )
+    p.add_argument(
+        "--paper-images",
+        default=None,
+        help="folder with sprial.png, QR_code.png, words.png (default: the reference venv's distribution_playground)",
+    )
     p.add_argument("--bins", type=int, default=100)
     p.add_argument("--threads", type=int, default=1, help="threads for BOTH sides (default 1)")
     p.add_argument("--nodes", type=int, default=2000)
     p.add_argument("--steps", type=int, default=1800)
     p.add_argument("--batch", type=int, default=40)
     p.add_argument("--seeds", default="0", help="comma list of seeds (each runs both sides)")
-    p.add_argument("--repeats", type=int, default=3, help="timing repeats of ours (median reported; KL is deterministic)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timing repeats of ours (median reported; KL is deterministic)",
+    )
     p.add_argument("--skip-small", action="store_true", help="skip part 1")
     p.add_argument("--skip-big", action="store_true", help="skip part 2")
     p.add_argument("--big-target", default="blur_circles")
     p.add_argument("--big-nodes", type=int, default=10_000)
     p.add_argument("--big-batch", type=int, default=10)
     p.add_argument("--big-steps", type=int, default=10_000, help="our steps in part 2")
-    p.add_argument("--big-ref-steps", type=int, default=800, help="reference steps in part 2 (at most)")
-    p.add_argument("--big-ref-seconds", type=float, default=300, help="time budget of the reference loop in part 2 (default %(default)s s)")
-    p.add_argument("--windows", default="auto", help="step windows for per-step times, e.g. 0-100,400-500,700-800 (default: every 100 steps the reference reached)")
+    p.add_argument(
+        "--big-ref-steps", type=int, default=800, help="reference steps in part 2 (at most)"
+    )
+    p.add_argument(
+        "--big-ref-seconds",
+        type=float,
+        default=300,
+        help="time budget of the reference loop in part 2 (default %(default)s s)",
+    )
+    p.add_argument(
+        "--windows",
+        default="auto",
+        help="step windows for per-step times, e.g. 0-100,400-500,700-800 (default: every 100 steps the reference reached)",
+    )
     return p.parse_args()
 
 
@@ -72,12 +102,23 @@ def small(args, specs, ref_ok: bool, work: str) -> list[dict]:
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
     # Warm-up: the first fit pays lazy imports (scipy's KD-tree, ...); keep it out of the timing.
-    toylab.fit("gaussian", nodes=200, methods="sp", steps=20, batch=args.batch, frames=0, threads=args.threads)
+    toylab.fit(
+        "gaussian",
+        nodes=200,
+        methods="sp",
+        steps=20,
+        batch=args.batch,
+        frames=0,
+        threads=args.threads,
+    )
     for spec in specs:
         arr_path = os.path.join(work, f"{spec.label.replace(':', '_')}.npy")
         np.save(arr_path, np.asarray(spec.density.array))
         for seed in seeds:
-            runs = [C.fit_ours(spec, ["sp"], args.nodes, args.steps, args.batch, seed, args.threads) for _ in range(max(1, args.repeats))]
+            runs = [
+                C.fit_ours(spec, ["sp"], args.nodes, args.steps, args.batch, seed, args.threads)
+                for _ in range(max(1, args.repeats))
+            ]
             ours = runs[0]
             sp = ours["methods"]["sp"]
             row = {
@@ -96,9 +137,23 @@ def small(args, specs, ref_ok: bool, work: str) -> list[dict]:
                 out_nodes = os.path.join(work, f"ref_{spec.label.replace(':', '_')}_{seed}.npy")
                 ref = C.run_driver(
                     args.ref_python,
-                    ["fit", "--density", arr_path, "--nodes", str(args.nodes), "--steps", str(args.steps),
-                     "--batch", str(args.batch), "--seed", str(seed), "--threads", str(args.threads),
-                     "--out-nodes", out_nodes],
+                    [
+                        "fit",
+                        "--density",
+                        arr_path,
+                        "--nodes",
+                        str(args.nodes),
+                        "--steps",
+                        str(args.steps),
+                        "--batch",
+                        str(args.batch),
+                        "--seed",
+                        str(seed),
+                        "--threads",
+                        str(args.threads),
+                        "--out-nodes",
+                        out_nodes,
+                    ],
                     args.threads,
                 )
                 ref_nodes = np.load(out_nodes)
@@ -113,49 +168,131 @@ def small(args, specs, ref_ok: bool, work: str) -> list[dict]:
                     "ref_splits": ref["splits"],
                 }
             rows.append(row)
-            print(f"  done {spec.label} seed {seed}: ours {row['ours_wall']:.2f}s KL {row['ours_kl']:.4f}"
-                  + (f" | reference {row['ref_loop']:.1f}s KL {row['ref_kl']:.4f}" if ref_ok else ""), flush=True)
+            print(
+                f"  done {spec.label} seed {seed}: ours {row['ours_wall']:.2f}s KL {row['ours_kl']:.4f}"
+                + (f" | reference {row['ref_loop']:.1f}s KL {row['ref_kl']:.4f}" if ref_ok else ""),
+                flush=True,
+            )
     return rows
 
 
 def print_small(args, rows, ref_ok: bool) -> None:
     print()
-    print(f"== Part 1: K = {args.nodes}, {args.steps} steps, batch {args.batch}, {args.bins} bins, threads {args.threads} ==")
-    print("ours = toylab.fit(methods='sp'), median of repeats, wall and CPU seconds (includes setup, sampling,")
-    print("evaluation); ours step = sp's own step time; ref = the reference loop (sampling, matching, sddn, update).")
-    header = ["target", "seed", "ours s", "ours cpu", "ours step", "ref s", "ref cpu", "ref/ours", "cpu ratio",
-              "ours KL", "ref KL", "real KL", "stray o/r", "stray-KL o/r", "ref splits"]
+    print(
+        f"== Part 1: K = {args.nodes}, {args.steps} steps, batch {args.batch}, {args.bins} bins, threads {args.threads} =="
+    )
+    print(
+        "ours = toylab.fit(methods='sp'), median of repeats, wall and CPU seconds (includes setup, sampling,"
+    )
+    print(
+        "evaluation); ours step = sp's own step time; ref = the reference loop (sampling, matching, sddn, update)."
+    )
+    header = [
+        "target",
+        "seed",
+        "ours s",
+        "ours cpu",
+        "ours step",
+        "ref s",
+        "ref cpu",
+        "ref/ours",
+        "cpu ratio",
+        "ours KL",
+        "ref KL",
+        "real KL",
+        "stray o/r",
+        "stray-KL o/r",
+        "ref splits",
+    ]
     out = []
     for r in rows:
-        base = [r["target"], str(r["seed"]), fmt_s(r["ours_wall"]), fmt_s(r["ours_cpu"]), fmt_s(r["ours_step_s"])]
+        base = [
+            r["target"],
+            str(r["seed"]),
+            fmt_s(r["ours_wall"]),
+            fmt_s(r["ours_cpu"]),
+            fmt_s(r["ours_step_s"]),
+        ]
         if ref_ok:
-            out.append(base + [fmt_s(r["ref_loop"]), fmt_s(r["ref_cpu"]), f"{r['ref_loop'] / r['ours_wall']:.0f}x",
-                               f"{r['ref_cpu'] / r['ours_cpu']:.0f}x", f"{r['ours_kl']:.4f}", f"{r['ref_kl']:.4f}",
-                               f"{r['real_kl']:.4f}", f"{r['ours_stray']}/{r['ref_stray']}",
-                               f"{r['ours_stray_kl']:.4f}/{r['ref_stray_kl']:.4f}", str(r["ref_splits"])])
+            out.append(
+                base
+                + [
+                    fmt_s(r["ref_loop"]),
+                    fmt_s(r["ref_cpu"]),
+                    f"{r['ref_loop'] / r['ours_wall']:.0f}x",
+                    f"{r['ref_cpu'] / r['ours_cpu']:.0f}x",
+                    f"{r['ours_kl']:.4f}",
+                    f"{r['ref_kl']:.4f}",
+                    f"{r['real_kl']:.4f}",
+                    f"{r['ours_stray']}/{r['ref_stray']}",
+                    f"{r['ours_stray_kl']:.4f}/{r['ref_stray_kl']:.4f}",
+                    str(r["ref_splits"]),
+                ]
+            )
         else:
-            out.append(base + ["-", "-", "-", "-", f"{r['ours_kl']:.4f}", "-", f"{r['real_kl']:.4f}",
-                               f"{r['ours_stray']}/-", f"{r['ours_stray_kl']:.4f}/-", "-"])
+            out.append(
+                base
+                + [
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    f"{r['ours_kl']:.4f}",
+                    "-",
+                    f"{r['real_kl']:.4f}",
+                    f"{r['ours_stray']}/-",
+                    f"{r['ours_stray_kl']:.4f}/-",
+                    "-",
+                ]
+            )
     print(C.table(header, out))
     if not ref_ok:
         return
     print()
-    print("Per target (mean over seeds). The issue's target: ours >= 100x faster at equal or better KL.")
-    print("ref/ours: wall; cpu: CPU seconds (steadier on a shared machine); ref/step: vs sp's own step time.")
-    header = ["target", "ref/ours", "cpu ratio", "ref/step", "ours KL", "ref KL", "KL diff", "real KL", "100x?", "KL <= ref?"]
+    print(
+        "Per target (mean over seeds). The issue's target: ours >= 100x faster at equal or better KL."
+    )
+    print(
+        "ref/ours: wall; cpu: CPU seconds (steadier on a shared machine); ref/step: vs sp's own step time."
+    )
+    header = [
+        "target",
+        "ref/ours",
+        "cpu ratio",
+        "ref/step",
+        "ours KL",
+        "ref KL",
+        "KL diff",
+        "real KL",
+        "100x?",
+        "KL <= ref?",
+    ]
     out = []
     by: dict[str, list[dict]] = {}
     for r in rows:
         by.setdefault(r["target"], []).append(r)
     for t, rs in by.items():
+
         def mean(key: str, rs: list[dict] = rs) -> float:
             return statistics.mean(r[key] for r in rs)
 
         ratio, cpu_ratio = mean("ref_loop") / mean("ours_wall"), mean("ref_cpu") / mean("ours_cpu")
         ratio_step = mean("ref_loop") / mean("ours_step_s")
         ok, rk = mean("ours_kl"), mean("ref_kl")
-        out.append([t, f"{ratio:.0f}x", f"{cpu_ratio:.0f}x", f"{ratio_step:.0f}x", f"{ok:.4f}", f"{rk:.4f}", f"{ok - rk:+.4f}",
-                    f"{mean('real_kl'):.4f}", "yes" if min(ratio, cpu_ratio) >= 100 else "NO", "yes" if ok <= rk else "NO"])
+        out.append(
+            [
+                t,
+                f"{ratio:.0f}x",
+                f"{cpu_ratio:.0f}x",
+                f"{ratio_step:.0f}x",
+                f"{ok:.4f}",
+                f"{rk:.4f}",
+                f"{ok - rk:+.4f}",
+                f"{mean('real_kl'):.4f}",
+                "yes" if min(ratio, cpu_ratio) >= 100 else "NO",
+                "yes" if ok <= rk else "NO",
+            ]
+        )
     print(C.table(header, out))
 
 
@@ -170,9 +307,9 @@ def parse_windows(text: str) -> list[tuple[int, int]]:
 def big(args, ref_ok: bool, work: str) -> None:
     import densities
     import toylab
+    from toylab.cli.driver import set_threads
     from toylab.config import RunConfig
     from toylab.run import Run
-    from toylab.runner import set_threads
 
     name = args.big_target
     if name not in densities.names():
@@ -181,8 +318,16 @@ def big(args, ref_ok: bool, work: str) -> None:
     density = densities.get(name, args.bins)
 
     # Ours: the full run, timed per step (wall and CPU) through Run's on_step callback.
-    cfg = RunConfig(targets=[name], nodes=args.big_nodes, methods=["sp"], steps=args.big_steps, batch=args.big_batch,
-                    frames=0, seed=0, threads=args.threads).validate()
+    cfg = RunConfig(
+        targets=[name],
+        nodes=args.big_nodes,
+        methods=["sp"],
+        steps=args.big_steps,
+        batch=args.big_batch,
+        frames=0,
+        seed=0,
+        threads=args.threads,
+    ).validate()
     cfg.threads = set_threads(args.threads)
     run = Run(cfg)
     stamps = []
@@ -203,27 +348,57 @@ def big(args, ref_ok: bool, work: str) -> None:
         out_times = os.path.join(work, "big_ref_times.npy")
         ref = C.run_driver(
             args.ref_python,
-            ["fit", "--density", arr_path, "--nodes", str(args.big_nodes), "--steps", str(args.big_ref_steps),
-             "--batch", str(args.big_batch), "--seed", "0", "--threads", str(args.threads),
-             "--max-seconds", str(args.big_ref_seconds), "--out-nodes", out_nodes, "--out-times", out_times],
+            [
+                "fit",
+                "--density",
+                arr_path,
+                "--nodes",
+                str(args.big_nodes),
+                "--steps",
+                str(args.big_ref_steps),
+                "--batch",
+                str(args.big_batch),
+                "--seed",
+                "0",
+                "--threads",
+                str(args.threads),
+                "--max-seconds",
+                str(args.big_ref_seconds),
+                "--out-nodes",
+                out_nodes,
+                "--out-times",
+                out_times,
+            ],
             args.threads,
         )
         ref_times = np.load(out_times).reshape(-1, 2)
         ref_score = toylab.evaluate(np.load(out_nodes), density)
 
     print()
-    print(f"== Part 2: K = {args.big_nodes}, batch {args.big_batch}, target {name}, threads {args.threads} ==")
-    print(f"ours: {args.big_steps} steps in {ours_wall:.2f} s wall / {ours_cpu:.2f} s CPU"
-          f" ({ours_wall / args.big_steps * 1e3:.3f} ms/step incl. sampling), sp step time"
-          f" {sp['seconds'] / args.big_steps * 1e3:.3f} ms/step; final KL {sp['kl']:.4f}, stray {sp['stray']},"
-          f" real-samples KL {ours_res['real_samples']['kl']:.4f}")
+    print(
+        f"== Part 2: K = {args.big_nodes}, batch {args.big_batch}, target {name}, threads {args.threads} =="
+    )
+    print(
+        f"ours: {args.big_steps} steps in {ours_wall:.2f} s wall / {ours_cpu:.2f} s CPU"
+        f" ({ours_wall / args.big_steps * 1e3:.3f} ms/step incl. sampling), sp step time"
+        f" {sp['seconds'] / args.big_steps * 1e3:.3f} ms/step; final KL {sp['kl']:.4f}, stray {sp['stray']},"
+        f" real-samples KL {ours_res['real_samples']['kl']:.4f}"
+    )
     ref_done = len(ref_times) if ref is not None else 0
     if args.windows == "auto":
         span = ref_done if ref is not None else args.big_ref_steps
         windows = [(a, min(a + 100, span)) for a in range(0, span, 100)]
     else:
         windows = parse_windows(args.windows)
-    header = ["steps", "ours ms/step", "ours cpu ms", "ref ms/step", "ref cpu ms", "ref/ours", "cpu ratio"]
+    header = [
+        "steps",
+        "ours ms/step",
+        "ours cpu ms",
+        "ref ms/step",
+        "ref cpu ms",
+        "ref/ours",
+        "cpu ratio",
+    ]
     rows = []
     for a, b in windows:
         o = ours_times[a:b].mean(axis=0) * 1e3
@@ -232,26 +407,61 @@ def big(args, ref_ok: bool, work: str) -> None:
             if b > ref_done:
                 b, label = ref_done, f"{a}-{ref_done} (partial)"
             r = ref_times[a:b].mean(axis=0) * 1e3
-            rows.append([label, f"{o[0]:.3f}", f"{o[1]:.3f}", f"{r[0]:.1f}", f"{r[1]:.1f}", f"{r[0] / o[0]:.0f}x", f"{r[1] / o[1]:.0f}x"])
+            rows.append(
+                [
+                    label,
+                    f"{o[0]:.3f}",
+                    f"{o[1]:.3f}",
+                    f"{r[0]:.1f}",
+                    f"{r[1]:.1f}",
+                    f"{r[0] / o[0]:.0f}x",
+                    f"{r[1] / o[1]:.0f}x",
+                ]
+            )
         else:
-            rows.append([label, f"{o[0]:.3f}", f"{o[1]:.3f}", "not reached" if ref is not None else "-", "-", "-", "-"])
+            rows.append(
+                [
+                    label,
+                    f"{o[0]:.3f}",
+                    f"{o[1]:.3f}",
+                    "not reached" if ref is not None else "-",
+                    "-",
+                    "-",
+                    "-",
+                ]
+            )
     o_all = ours_times.mean(axis=0) * 1e3
-    rows.append([f"all {len(ours_times)} (ours)", f"{o_all[0]:.3f}", f"{o_all[1]:.3f}", "-", "-", "-", "-"])
+    rows.append(
+        [f"all {len(ours_times)} (ours)", f"{o_all[0]:.3f}", f"{o_all[1]:.3f}", "-", "-", "-", "-"]
+    )
     if ref is not None:
         o = ours_times[:ref_done].mean(axis=0) * 1e3
         r = ref_times.mean(axis=0) * 1e3
-        rows.append([f"first {ref_done} (both)", f"{o[0]:.3f}", f"{o[1]:.3f}", f"{r[0]:.1f}", f"{r[1]:.1f}",
-                     f"{r[0] / o[0]:.0f}x", f"{r[1] / o[1]:.0f}x"])
+        rows.append(
+            [
+                f"first {ref_done} (both)",
+                f"{o[0]:.3f}",
+                f"{o[1]:.3f}",
+                f"{r[0]:.1f}",
+                f"{r[1]:.1f}",
+                f"{r[0] / o[0]:.0f}x",
+                f"{r[1] / o[1]:.0f}x",
+            ]
+        )
     print(C.table(header, rows))
     if ref is not None:
-        last = ref_times[max(0, ref_done - 100):ref_done, 0].mean()
+        last = ref_times[max(0, ref_done - 100) : ref_done, 0].mean()
         est = ref_times[:, 0].sum() + last * (args.big_steps - ref_done)
-        print(f"reference: {ref_done} of {args.big_ref_steps} steps in {ref['loop_seconds']:.1f} s wall /"
-              f" {ref['loop_cpu_seconds']:.1f} s CPU (budget {args.big_ref_seconds:.0f} s), {ref['splits']} splits,"
-              f" KL after {ref_done} steps {ref_score['kl']:.4f} (stray {ref_score['stray']});"
-              f" last-100-step rate {last * 1e3:.0f} ms/step.")
-        print(f"reference extrapolated to {args.big_steps} steps at that rate: >= {est:.0f} s ({est / 3600:.2f} h)"
-              f" vs ours {ours_wall:.1f} s: >= {est / ours_wall:.0f}x.")
+        print(
+            f"reference: {ref_done} of {args.big_ref_steps} steps in {ref['loop_seconds']:.1f} s wall /"
+            f" {ref['loop_cpu_seconds']:.1f} s CPU (budget {args.big_ref_seconds:.0f} s), {ref['splits']} splits,"
+            f" KL after {ref_done} steps {ref_score['kl']:.4f} (stray {ref_score['stray']});"
+            f" last-100-step rate {last * 1e3:.0f} ms/step."
+        )
+        print(
+            f"reference extrapolated to {args.big_steps} steps at that rate: >= {est:.0f} s ({est / 3600:.2f} h)"
+            f" vs ours {ours_wall:.1f} s: >= {est / ours_wall:.0f}x."
+        )
 
 
 def main() -> int:
@@ -263,7 +473,10 @@ def main() -> int:
     why = C.check_ref_python(args.ref_python)
     ref_ok = why is None
     if not ref_ok:
-        print(f"\nreference venv not usable: {why}\n{C.REF_VENV_HELP}\nRunning our side only.\n", flush=True)
+        print(
+            f"\nreference venv not usable: {why}\n{C.REF_VENV_HELP}\nRunning our side only.\n",
+            flush=True,
+        )
     work = C.tmpdir()
     ref_arrays = None
     if ref_ok:

@@ -1,9 +1,9 @@
 """Procedural 2D target densities on [-1, 1]^2, each exactly sampleable and scored on a grid.
 
-    >>> import densities, numpy as np
-    >>> d = densities.get("spiral", bins=100)
-    >>> d.sample(5, np.random.default_rng(0)).shape
-    (5, 2)
+>>> import densities, numpy as np
+>>> d = densities.get("spiral", bins=100)
+>>> d.sample(5, np.random.default_rng(0)).shape
+(5, 2)
 """
 
 # Importing a target module registers its targets; this order is the order of names().

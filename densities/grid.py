@@ -58,7 +58,10 @@ def points_to_cells(points: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarr
     # Non-finite points (never produced by training) go to cell (0, 0) rather than crash.
     cols = np.nan_to_num(cols, nan=0.0, posinf=bins - 1, neginf=0.0)
     rows = np.nan_to_num(rows, nan=0.0, posinf=bins - 1, neginf=0.0)
-    return (np.clip(rows, 0, bins - 1).astype(np.int64), np.clip(cols, 0, bins - 1).astype(np.int64))
+    return (
+        np.clip(rows, 0, bins - 1).astype(np.int64),
+        np.clip(cols, 0, bins - 1).astype(np.int64),
+    )
 
 
 def cells_to_points(

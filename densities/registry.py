@@ -63,9 +63,7 @@ def target(name: str) -> Target:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise DensityError(
-            f"unknown target {name!r}; choose from: {', '.join(names())}"
-        ) from None
+        raise DensityError(f"unknown target {name!r}; choose from: {', '.join(names())}") from None
 
 
 def parse_names(text: str) -> list[str]:

@@ -31,7 +31,9 @@ def edge_coverage(inside_distance: np.ndarray, bins: int) -> np.ndarray:
 def check_number(target: str, name: str, value: object, low: float, high: float) -> float:
     """`value` as a float in (low, high], or a one-line DensityError naming it and the range."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise DensityError(f"{target} {name} must be a number in ({low:g}, {high:g}], got {value!r}")
+        raise DensityError(
+            f"{target} {name} must be a number in ({low:g}, {high:g}], got {value!r}"
+        )
     value = float(value)
     if not low < value <= high:  # also rejects nan
         raise DensityError(f"{target} {name} must be in ({low:g}, {high:g}], got {value:g}")
@@ -51,7 +53,11 @@ def uniform(bins: int) -> np.ndarray:
     return np.ones((bins, bins))
 
 
-@register("gaussian", "isotropic gaussian exp(-(x^2 + y^2) / scale) at the centre", scale="2 sigma^2 in domain units")
+@register(
+    "gaussian",
+    "isotropic gaussian exp(-(x^2 + y^2) / scale) at the centre",
+    scale="2 sigma^2 in domain units",
+)
 def gaussian(bins: int, scale: float = 0.3) -> np.ndarray:
     scale = check_number("gaussian", "scale", scale, 0.0, 100.0)
     x, y = cell_centre_grid(bins)

@@ -8,11 +8,11 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from toylab import explain as ex
 from toylab.cli import main as cli_main
 from toylab.errors import ToylabError
-from toylab.nearest import brute_force_nearest
+from toylab.fitting.nearest import brute_force_nearest
 from toylab.run import Run
+from toylab.viz import explain as ex
 
 TINY = {"target": "gaussian", "nodes": 16, "steps": 20, "batch": 10, "bins": 32}
 
@@ -37,13 +37,17 @@ def test_gif_has_one_frame_per_step_and_sp_draws_splits(tiny):
 
 def test_stills_and_summary_are_written(tiny):
     names = sorted(p.name for p in tiny.out.iterdir())
-    assert names == sorted([ex.GIF_FILE, ex.SUMMARY_FILE, ex.STILL_START, ex.STILL_SPLIT, ex.STILL_END])
+    assert names == sorted(
+        [ex.GIF_FILE, ex.SUMMARY_FILE, ex.STILL_START, ex.STILL_SPLIT, ex.STILL_END]
+    )
     summary = json.loads((tiny.out / ex.SUMMARY_FILE).read_text())
     assert summary["window"] == tiny.window == ex.dead_window(TINY["nodes"], TINY["batch"])
     assert len(summary["frames"]) == TINY["steps"] + 1
     drawn = [len(f["methods"]["sp"]["splits"]) for f in summary["frames"]]
     assert drawn == tiny.splits_per_frame["sp"]
-    first = next(f for f in summary["frames"] if f["methods"]["sp"]["splits"])["methods"]["sp"]["splits"][0]
+    first = next(f for f in summary["frames"] if f["methods"]["sp"]["splits"])["methods"]["sp"][
+        "splits"
+    ][0]
     assert "/K" in first["reason"]  # says which threshold fired
     still = iio.imread(tiny.out / ex.STILL_SPLIT)
     assert still.shape[2] == 3 and still.shape[:2] == iio.imread(tiny.gif, index=0).shape[:2]

@@ -7,12 +7,27 @@ import pytest
 from PIL import Image
 
 from toylab.cli import main
-from toylab.figure import FIGURE_TARGETS, PAPER_KL
+from toylab.viz.figure import FIGURE_TARGETS, PAPER_KL
 
 
 def test_figure_writes_png_pdf_and_tables(tmp_path, capsys):
     out = tmp_path / "fig"
-    code = main(["figure", "--nodes", "120", "--steps", "30", "--seeds", "0,1", "--bins", "64", "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "figure",
+            "--nodes",
+            "120",
+            "--steps",
+            "30",
+            "--seeds",
+            "0,1",
+            "--bins",
+            "64",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     png = Image.open(out / "figure.png")
     assert png.width > 600 and png.height > 600
@@ -35,30 +50,51 @@ def test_figure_with_paper_images(tmp_path):
     for name in ("sprial.png", "QR_code.png", "words.png"):
         Image.fromarray((rng.random((40, 40)) * 255).astype(np.uint8)).save(images / name)
     out = tmp_path / "fig"
-    code = main(["figure", "--nodes", "50", "--steps", "5", "--method", "sp", "--bins", "64",
-                 "--paper-images", str(images), "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "figure",
+            "--nodes",
+            "50",
+            "--steps",
+            "5",
+            "--method",
+            "sp",
+            "--bins",
+            "64",
+            "--paper-images",
+            str(images),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert "paper's own images" in (out / "figure.md").read_text()
 
 
-@pytest.mark.parametrize(("args", "named"), [
-    (["--seeds", "0,x"], "--seeds"),
-    (["--seeds", "1,1"], "twice"),
-    (["--nodes", "1"], "--nodes"),
-    (["--method", "nope"], "nope"),
-    (["--paper-images", "/nowhere"], "/nowhere"),
-])
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--seeds", "0,x"], "--seeds"),
+        (["--seeds", "1,1"], "twice"),
+        (["--nodes", "1"], "--nodes"),
+        (["--method", "nope"], "nope"),
+        (["--paper-images", "/nowhere"], "/nowhere"),
+    ],
+)
 def test_figure_bad_input(tmp_path, capsys, args, named):
     out = tmp_path / "fig"
-    assert main(["figure", "--steps", "2", "--bins", "64", "--out", str(out), "--quiet", *args]) != 0
+    assert (
+        main(["figure", "--steps", "2", "--bins", "64", "--out", str(out), "--quiet", *args]) != 0
+    )
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and named in err and "Traceback" not in err
     assert not out.exists()
 
 
 def test_an_interrupted_figure_keeps_the_finished_fits(tmp_path):
-    from toylab import figure
     from toylab.config import RunConfig
+    from toylab.viz import figure
 
     config = RunConfig(nodes=60, steps=20, bins=64, frames=0).validate()
     targets = figure.build_figure_targets(64, {}, None)

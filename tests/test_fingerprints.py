@@ -19,22 +19,61 @@ DATA = Path(__file__).parent / "data"
 # final nodes, metrics.json without timings, the KL log and every array of frames.npz.
 PINNED = {
     "all4_spiral": (
-        dict(target="spiral", nodes=300, methods="gd,sp,soft,kmeans", steps=400, batch=10, frames=4, bins=40, seed=3),
+        dict(
+            target="spiral",
+            nodes=300,
+            methods="gd,sp,soft,kmeans",
+            steps=400,
+            batch=10,
+            frames=4,
+            bins=40,
+            seed=3,
+        ),
         "ae371f82943faf2d",
     ),
     "sequence_adam": (
-        dict(target="gaussian,qr,words", nodes=500, methods="gd,sp", steps=150, batch=16, frames=3, bins=64,
-             optimizer="adam", max_splits=4, eval_every=50, seed=1),
+        dict(
+            target="gaussian,qr,words",
+            nodes=500,
+            methods="gd,sp",
+            steps=150,
+            batch=16,
+            frames=3,
+            bins=64,
+            optimizer="adam",
+            max_splits=4,
+            eval_every=50,
+            seed=1,
+        ),
         "349bbc8ab0cfb571",
     ),
     "soft_kdtree": (
-        dict(target="blur_circles", nodes=200, methods="soft,sp", steps=200, batch=25, frames=2, bins=32,
-             index="kdtree", beta_schedule="cosine", seed=2),
+        dict(
+            target="blur_circles",
+            nodes=200,
+            methods="soft,sp",
+            steps=200,
+            batch=25,
+            frames=2,
+            bins=32,
+            index="kdtree",
+            beta_schedule="cosine",
+            seed=2,
+        ),
         "9b4286083ec4aa3c",
     ),
     "big_batch": (
-        dict(target="checkerboard", nodes=2000, methods="sp,kmeans", steps=60, batch=500, max_splits=50,
-             frames=2, bins=64, seed=0),
+        dict(
+            target="checkerboard",
+            nodes=2000,
+            methods="sp,kmeans",
+            steps=60,
+            batch=500,
+            max_splits=50,
+            frames=2,
+            bins=64,
+            seed=0,
+        ),
         "ee06951c43f76f0b",
     ),
 }
@@ -47,7 +86,13 @@ def digest(result) -> str:
         h.update(np.ascontiguousarray(result.nodes[name], dtype=np.float64).tobytes())
     metrics = {
         "targets": [
-            {**t, "methods": {k: {kk: vv for kk, vv in v.items() if kk != "seconds"} for k, v in t["methods"].items()}}
+            {
+                **t,
+                "methods": {
+                    k: {kk: vv for kk, vv in v.items() if kk != "seconds"}
+                    for k, v in t["methods"].items()
+                },
+            }
             for t in result.metrics["targets"]
         ]
     }

@@ -17,7 +17,10 @@ def test_same_seed_same_nodes_and_kl():
     c = toylab.fit("gaussian", nodes=300, seed=6, **TINY)
     for m in ("gd", "sp"):
         assert np.array_equal(a.nodes[m], b.nodes[m])
-        assert a.metrics["targets"][0]["methods"][m]["kl"] == b.metrics["targets"][0]["methods"][m]["kl"]
+        assert (
+            a.metrics["targets"][0]["methods"][m]["kl"]
+            == b.metrics["targets"][0]["methods"][m]["kl"]
+        )
         assert not np.array_equal(a.nodes[m], c.nodes[m])
 
 
@@ -54,8 +57,18 @@ def test_sequence_carries_nodes_and_resets_counts():
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("max_splits", [1, 6])
 def test_interrupted_then_resumed_equals_uninterrupted(optimizer, max_splits):
-    cfg = dict(targets=["gaussian", "blur_circles"], nodes=400, steps=120, batch=7, frames=5, bins=32,
-               optimizer=optimizer, max_splits=max_splits, eval_every=17, methods=["gd", "sp", "soft", "kmeans"])
+    cfg = dict(
+        targets=["gaussian", "blur_circles"],
+        nodes=400,
+        steps=120,
+        batch=7,
+        frames=5,
+        bins=32,
+        optimizer=optimizer,
+        max_splits=max_splits,
+        eval_every=17,
+        methods=["gd", "sp", "soft", "kmeans"],
+    )
     full = Run(RunConfig(**cfg))
     full.advance()
     for stop_at in (0, 1, 119, 120, 150):
@@ -74,12 +87,17 @@ def test_interrupted_then_resumed_equals_uninterrupted(optimizer, max_splits):
         assert _same_but_seconds(resumed.metrics(), full.metrics())
         assert resumed.kl_rows == full.kl_rows
         assert resumed.frames.global_step == full.frames.global_step
-        assert all(np.array_equal(a, b) for a, b in zip(resumed.frames.hist, full.frames.hist, strict=True))
+        assert all(
+            np.array_equal(a, b) for a, b in zip(resumed.frames.hist, full.frames.hist, strict=True)
+        )
 
 
 def _same_but_seconds(a, b):
     def strip(m):
-        return [{**t, "methods": {k: {**v, "seconds": 0} for k, v in t["methods"].items()}} for t in m["targets"]]
+        return [
+            {**t, "methods": {k: {**v, "seconds": 0} for k, v in t["methods"].items()}}
+            for t in m["targets"]
+        ]
 
     return strip(a) == strip(b)
 
@@ -91,9 +109,13 @@ def test_fit_rejects_unknown_keywords():
 
 def test_a_longer_run_continues_a_shorter_one():
     """Batches do not depend on --steps: the first 300 steps of a 900-step run are a 300-step run."""
-    short = Run(RunConfig(targets=["spiral"], nodes=300, steps=300, batch=500, frames=0, methods=["sp"]))
+    short = Run(
+        RunConfig(targets=["spiral"], nodes=300, steps=300, batch=500, frames=0, methods=["sp"])
+    )
     short.advance()
-    long = Run(RunConfig(targets=["spiral"], nodes=300, steps=900, batch=500, frames=0, methods=["sp"]))
+    long = Run(
+        RunConfig(targets=["spiral"], nodes=300, steps=900, batch=500, frames=0, methods=["sp"])
+    )
     long.advance(should_stop=lambda: long.step >= 300)
     assert np.array_equal(short.positions()["sp"], long.positions()["sp"])
 
@@ -102,7 +124,7 @@ def test_a_longer_run_continues_a_shorter_one():
 def test_the_gpu_code_path_runs_on_cpu_tensors(monkeypatch, optimizer):
     """--device cuda runs the methods on torch tensors; with no GPU here, force that path on CPU
     tensors and check it fits like the numpy path (the same rules, other rounding/randomness)."""
-    import toylab.methods as methods
+    import toylab.fitting.methods as methods
 
     kw = dict(nodes=300, steps=1500, batch=10, frames=0, seed=2, optimizer=optimizer)
     numpy_path = toylab.fit("blur_circles", methods="gd,sp,soft,kmeans", **kw)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from toylab import gif, render
 from toylab.cli import main as cli_main
 from toylab.errors import ToylabError
-from toylab.frames import FRAMES_FILE, Frames
-from toylab.render import Layout
+from toylab.store.frames import FRAMES_FILE, Frames
+from toylab.viz import gif, render
+from toylab.viz.render import Layout
 
 BINS = 16
 N_FRAMES = 5

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from toylab.methods import Settings, SplitAndPrune
-from toylab.optim import SGD, Adam
-from toylab.splitting import _plan_direct, _plan_heap, plan_splits
+from toylab.fitting.methods import Settings, SplitAndPrune
+from toylab.fitting.optim import SGD, Adam
+from toylab.fitting.splitting import _plan_direct, _plan_heap, plan_splits
 
 
 def test_sgd_equals_the_reference_sequential_loop():
@@ -29,7 +29,9 @@ def test_sgd_numpy_and_torch_paths_agree():
     a, b = pos.copy(), torch.from_numpy(pos.copy())
     SGD(a, 0.2).step(pts, idx)
     SGD(b, 0.2).step(torch.from_numpy(pts), torch.from_numpy(idx))
-    np.testing.assert_allclose(a, b.numpy(), atol=1e-12)  # compiled loop vs vectorized formula: rounding only
+    np.testing.assert_allclose(
+        a, b.numpy(), atol=1e-12
+    )  # compiled loop vs vectorized formula: rounding only
 
 
 def test_adam_moves_only_matched_nodes_and_matches_torch_adam():

@@ -24,7 +24,9 @@ def test_two_cell_case_by_hand():
     d = divergences(p, q)
     assert d["kl"] == pytest.approx(math.log(2))  # 1 * log(1 / 0.5)
     m = np.array([0.75, 0.25])
-    js_nats = 0.5 * (math.log(1 / 0.75)) + 0.5 * (0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25))
+    js_nats = 0.5 * (math.log(1 / 0.75)) + 0.5 * (
+        0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    )
     assert d["js"] == pytest.approx(js_nats / math.log(2))
     assert m.sum() == 1
     assert d["tv"] == pytest.approx(0.5)

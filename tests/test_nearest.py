@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from toylab.nearest import BruteForceIndex, KDTreeIndex, brute_force_nearest, make_index
+from toylab.fitting.nearest import BruteForceIndex, KDTreeIndex, brute_force_nearest, make_index
 
 
 @pytest.mark.parametrize("distance", ["l1", "l2"])
@@ -52,19 +52,21 @@ def test_torch_brute_force_agrees_with_numpy():
 
 
 def test_index_choice():
-    from toylab.grid_index import GridIndex
+    from toylab.fitting.grid_index import GridIndex
 
     spread = np.random.default_rng(0).uniform(-1, 1, (100_000, 2))
     assert isinstance(make_index(spread, "l1", "auto", batch=10), GridIndex)
     assert isinstance(make_index(spread, "l1", "kdtree"), KDTreeIndex)
     assert isinstance(make_index(spread, "l1", "brute"), BruteForceIndex)
-    assert isinstance(make_index(torch.zeros(10, 2), "l1", "auto"), BruteForceIndex)  # tensors: GPU path
+    assert isinstance(
+        make_index(torch.zeros(10, 2), "l1", "auto"), BruteForceIndex
+    )  # tensors: GPU path
 
 
 @pytest.mark.parametrize("distance", ["l1", "l2"])
 @pytest.mark.parametrize("k", [1, 7, 3000])
 def test_grid_index_matches_brute_force_while_nodes_move_and_split(distance, k):
-    from toylab.grid_index import GridIndex
+    from toylab.fitting.grid_index import GridIndex
 
     rng = np.random.default_rng(k + 1)
     pos = rng.uniform(-1, 1, (k, 2))

@@ -7,10 +7,10 @@ import pytest
 from matplotlib import colormaps
 from PIL import Image
 
-from toylab import render
 from toylab.errors import ToylabError
-from toylab.frames import Frames
-from toylab.render import TARGET, Layout
+from toylab.store.frames import Frames
+from toylab.viz import render
+from toylab.viz.render import TARGET, Layout
 
 BINS = 16
 

@@ -8,13 +8,28 @@ from html.parser import HTMLParser
 
 import pytest
 
-from toylab import report, rundir, runner
+from toylab.cli import driver as runner
 from toylab.cli import main as cli_main
 from toylab.config import RunConfig
 from toylab.run import Run
+from toylab.store import rundir
+from toylab.viz import report
 
-TINY_RUN = ["--target", "gaussian", "--nodes", "200", "--steps", "50", "--batch", "10",
-            "--frames", "4", "--bins", "32", "--quiet"]
+TINY_RUN = [
+    "--target",
+    "gaussian",
+    "--nodes",
+    "200",
+    "--steps",
+    "50",
+    "--batch",
+    "10",
+    "--frames",
+    "4",
+    "--bins",
+    "32",
+    "--quiet",
+]
 
 
 class Page(HTMLParser):
@@ -52,7 +67,10 @@ class Page(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "td" and self._cell is not None:
             c = self._cell
-            self.cells[(int(c["data-target"]), c["data-method"], c["data-metric"])] = ("".join(self._text), c["data-value"])
+            self.cells[(int(c["data-target"]), c["data-method"], c["data-metric"])] = (
+                "".join(self._text),
+                c["data-value"],
+            )
             self._cell = None
         elif self._in_config and tag == "th" and self._where == "th":
             self._config_key = "".join(self._text)
@@ -141,7 +159,9 @@ def test_text_from_the_command_line_is_escaped(tiny_run, tmp_path):
 def test_interrupted_sequence_is_marked(tmp_path):
     """Stopped inside the second target: one complete block, one interrupted, a banner."""
     out = tmp_path / "r"
-    config = RunConfig(targets=["gaussian", "uniform"], nodes=100, steps=20, batch=10, frames=3, bins=16).validate()
+    config = RunConfig(
+        targets=["gaussian", "uniform"], nodes=100, steps=20, batch=10, frames=3, bins=16
+    ).validate()
     run = Run(config)
     rundir.claim_out(out, force=False)
     rundir.write_config(out, config)

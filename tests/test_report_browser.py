@@ -36,7 +36,9 @@ def _browser_paths() -> tuple[str, str]:
     binary = next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
     if binary is None:
         pytest.skip("no Chromium found (apt-get install chromium chromium-driver)")
-    driver = next((p for p in DRIVER_PATHS if Path(p).is_file()), None) or shutil.which("chromedriver")
+    driver = next((p for p in DRIVER_PATHS if Path(p).is_file()), None) or shutil.which(
+        "chromedriver"
+    )
     if driver is None:
         pytest.skip("no chromedriver found (apt-get install chromium-driver)")
     return binary, driver
@@ -64,8 +66,24 @@ def browser(tmp_path):
 
 def test_report_displays_in_chromium(tmp_path, browser):
     out = tmp_path / "r"
-    argv = ["run", "--target", "gaussian", "--nodes", "200", "--steps", "50", "--batch", "10",
-            "--frames", "4", "--bins", "32", "--out", str(out), "--quiet"]
+    argv = [
+        "run",
+        "--target",
+        "gaussian",
+        "--nodes",
+        "200",
+        "--steps",
+        "50",
+        "--batch",
+        "10",
+        "--frames",
+        "4",
+        "--bins",
+        "32",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert cli_main(argv) == 0
     browser.get((out / "report.html").resolve().as_uri())
 
@@ -90,7 +108,10 @@ def test_report_displays_in_chromium(tmp_path, browser):
             assert shown[(t, method, "hellinger")] == f"{values['hellinger']:.4f}"
             assert shown[(t, method, "real_kl")] == f"{target['real_samples']['kl']:.4f}"
             assert shown[(t, method, "steps")] == f"{values['steps']:,}"
-    assert browser.execute_script("return document.getElementById('status').dataset.complete") == "true"
+    assert (
+        browser.execute_script("return document.getElementById('status').dataset.complete")
+        == "true"
+    )
 
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1200, min(int(height) + 40, 6000))

@@ -12,18 +12,47 @@ import pytest
 from toylab import load_run
 from toylab.cli import main
 
-TINY = ["--target", "gaussian", "--nodes", "200", "--steps", "60", "--batch", "10", "--frames", "4", "--bins", "24", "--quiet"]
+TINY = [
+    "--target",
+    "gaussian",
+    "--nodes",
+    "200",
+    "--steps",
+    "60",
+    "--batch",
+    "10",
+    "--frames",
+    "4",
+    "--bins",
+    "24",
+    "--quiet",
+]
 
 
 def toylab(*args, timeout=120, **kw):
-    return subprocess.run([sys.executable, "-m", "toylab", *args], capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "toylab", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
 
 
 def test_run_writes_the_run_directory(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", *TINY, "--out", str(out)]) == 0
     files = {p.name for p in out.iterdir()}
-    assert {"config.json", "metrics.json", "kl.csv", "nodes.npz", "checkpoint.pt", "frames.npz", "final.png", "comparison.gif"} <= files
+    assert {
+        "config.json",
+        "metrics.json",
+        "kl.csv",
+        "nodes.npz",
+        "checkpoint.pt",
+        "frames.npz",
+        "final.png",
+        "comparison.gif",
+    } <= files
     assert not [f for f in files if f.endswith(".tmp") or f.startswith(".")]
     table = capsys.readouterr().out
     assert "real KL" in table and "sp" in table and "gd" in table
@@ -32,7 +61,9 @@ def test_run_writes_the_run_directory(tmp_path, capsys):
     assert t["target"] == "gaussian" and set(t["methods"]) == {"gd", "sp"}
     assert set(t["real_samples"]) >= {"kl", "js", "tv", "hellinger"}
     config = json.loads((out / "config.json").read_text())
-    assert config["args"]["nodes"] == 200 and config["threads"] >= 1 and "torch" in config["versions"]
+    assert (
+        config["args"]["nodes"] == 200 and config["threads"] >= 1 and "torch" in config["versions"]
+    )
     kl_csv = (out / "kl.csv").read_text().splitlines()
     assert kl_csv[0] == "step,target,method,kl,js,tv,hellinger"
     assert len(kl_csv) == 1 + 4 * 2  # 4 frames x 2 methods
@@ -45,24 +76,48 @@ def test_sample_draws_from_the_fitted_nodes(tmp_path):
     out = tmp_path / "run"
     assert main(["run", *TINY, "--out", str(out)]) == 0
     nodes = load_run(out).nodes["sp"]
-    assert main(["sample", str(out), "-n", "500", "--out", str(tmp_path / "pts.npy"), "--seed", "1"]) == 0
+    assert (
+        main(["sample", str(out), "-n", "500", "--out", str(tmp_path / "pts.npy"), "--seed", "1"])
+        == 0
+    )
     pts = np.load(tmp_path / "pts.npy")
     assert pts.shape == (500, 2)
     node_set = {tuple(p) for p in nodes.tolist()}
     assert all(tuple(p) in node_set for p in pts.astype(np.float32).tolist())
-    assert main(["sample", str(out), "-n", "5", "--out", str(tmp_path / "pts.csv"), "--method", "gd"]) == 0
+    assert (
+        main(["sample", str(out), "-n", "5", "--out", str(tmp_path / "pts.csv"), "--method", "gd"])
+        == 0
+    )
     lines = (tmp_path / "pts.csv").read_text().splitlines()
     assert lines[0] == "x,y" and len(lines) == 6
 
 
 def test_ctrl_c_saves_and_resume_is_bit_exact(tmp_path):
-    args = ["run", "--target", "gaussian,blur_circles", "--nodes", "3000", "--steps", "30000", "--batch", "10",
-            "--frames", "6", "--bins", "32", "--quiet"]
+    args = [
+        "run",
+        "--target",
+        "gaussian,blur_circles",
+        "--nodes",
+        "3000",
+        "--steps",
+        "30000",
+        "--batch",
+        "10",
+        "--frames",
+        "6",
+        "--bins",
+        "32",
+        "--quiet",
+    ]
     full = tmp_path / "full"
     assert toylab(*args, "--out", str(full)).returncode == 0
     part = tmp_path / "part"
-    proc = subprocess.Popen([sys.executable, "-m", "toylab", *args, "--out", str(part)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toylab", *args, "--out", str(part)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 60
     while not (part / "config.json").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -81,7 +136,10 @@ def test_ctrl_c_saves_and_resume_is_bit_exact(tmp_path):
     a, b = np.load(full / "nodes.npz"), np.load(part / "nodes.npz")
     for m in ("gd", "sp"):
         assert np.array_equal(a[m], b[m])
-    ma, mb = json.loads((full / "metrics.json").read_text()), json.loads((part / "metrics.json").read_text())
+    ma, mb = (
+        json.loads((full / "metrics.json").read_text()),
+        json.loads((part / "metrics.json").read_text()),
+    )
     for ta, tb in zip(ma["targets"], mb["targets"], strict=True):
         for m in ("gd", "sp"):
             assert ta["methods"][m]["kl"] == tb["methods"][m]["kl"]
@@ -156,9 +214,28 @@ def test_resume_bad_inputs(tmp_path, capsys):
 def test_help_lists_the_options():
     r = toylab("run", "--help")
     assert r.returncode == 0
-    for flag in ("--target", "--nodes", "--method", "--distance", "--optimizer", "--lr", "--batch", "--steps",
-                 "--max-splits", "--split-ratio", "--prune-ratio", "--threads", "--resume", "--qr-data",
-                 "--text", "--image", "--invert", "--spiral-turns", "--spiral-width", "--bins"):
+    for flag in (
+        "--target",
+        "--nodes",
+        "--method",
+        "--distance",
+        "--optimizer",
+        "--lr",
+        "--batch",
+        "--steps",
+        "--max-splits",
+        "--split-ratio",
+        "--prune-ratio",
+        "--threads",
+        "--resume",
+        "--qr-data",
+        "--text",
+        "--image",
+        "--invert",
+        "--spiral-turns",
+        "--spiral-width",
+        "--bins",
+    ):
         assert flag in r.stdout
 
 

@@ -10,10 +10,10 @@ from scipy import stats
 import densities
 import toylab
 from toylab.cli import main
-from toylab.kmeans import kmeans_plus_plus, running_mean_update
-from toylab.nearest import brute_force_nearest
-from toylab.schedule import beta_at, check_schedule
-from toylab.soft import SoftSelector
+from toylab.fitting.kmeans import kmeans_plus_plus, running_mean_update
+from toylab.fitting.nearest import brute_force_nearest
+from toylab.fitting.schedule import beta_at, check_schedule
+from toylab.fitting.soft import SoftSelector
 
 
 @pytest.mark.parametrize("distance", ["l1", "l2"])
@@ -44,7 +44,9 @@ def test_intermediate_beta_follows_the_softmax_law(beta):
     p = np.exp(-beta * (d - d.min()))
     p /= p.sum()
     keep = p * 40_000 >= 5  # chi-square needs expected counts >= 5: pool the rest
-    counts = np.bincount(SoftSelector("l1").select(np.tile(x, (40_000, 1)), nodes, beta, rng), minlength=12)
+    counts = np.bincount(
+        SoftSelector("l1").select(np.tile(x, (40_000, 1)), nodes, beta, rng), minlength=12
+    )
     observed = np.append(counts[keep], counts[~keep].sum())
     expected = np.append(p[keep], p[~keep].sum()) * 40_000
     if expected[-1] == 0:
@@ -59,7 +61,9 @@ def test_torch_path_follows_the_same_law():
     p = np.exp(-5.0 * (d - d.min()))
     p /= p.sum()
     gen = torch.Generator().manual_seed(0)
-    idx = SoftSelector("l1").select(torch.zeros(30_000, 2, dtype=torch.float64), torch.from_numpy(nodes), 5.0, rng, gen)
+    idx = SoftSelector("l1").select(
+        torch.zeros(30_000, 2, dtype=torch.float64), torch.from_numpy(nodes), 5.0, rng, gen
+    )
     counts = np.bincount(idx.numpy(), minlength=6)
     assert stats.chisquare(counts, p * 30_000).pvalue > 1e-3
 
@@ -73,21 +77,40 @@ def test_schedules_run_from_start_to_end_and_never_decrease():
     assert beta_at("cosine", 0.0, 10.0, 50, 100) == pytest.approx(5.0)
 
 
-@pytest.mark.parametrize(("shape", "start", "end", "named"), [
-    ("linear", -1.0, 10.0, "--beta-start"),
-    ("linear", 5.0, 1.0, "--beta-end"),
-    ("wavy", 1.0, 10.0, "wavy"),
-    ("geometric", 0.0, 10.0, "geometric"),
-    ("linear", 1.0, math.inf, "--beta-end"),
-])
+@pytest.mark.parametrize(
+    ("shape", "start", "end", "named"),
+    [
+        ("linear", -1.0, 10.0, "--beta-start"),
+        ("linear", 5.0, 1.0, "--beta-end"),
+        ("wavy", 1.0, 10.0, "wavy"),
+        ("geometric", 0.0, 10.0, "geometric"),
+        ("linear", 1.0, math.inf, "--beta-end"),
+    ],
+)
 def test_bad_schedules_are_rejected(shape, start, end, named):
     with pytest.raises(toylab.errors.ToylabError, match=named):
         check_schedule(shape, start, end)
 
 
 def test_bad_schedule_from_the_cli(tmp_path, capsys):
-    code = main(["run", "--method", "soft", "--beta-start", "10", "--beta-end", "1", "--nodes", "20", "--steps", "2",
-                 "--out", str(tmp_path / "o"), "--quiet"])
+    code = main(
+        [
+            "run",
+            "--method",
+            "soft",
+            "--beta-start",
+            "10",
+            "--beta-end",
+            "1",
+            "--nodes",
+            "20",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "o"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code != 0 and len(err.strip().splitlines()) == 1 and "--beta-end" in err
     assert not (tmp_path / "o").exists()
@@ -125,7 +148,9 @@ def test_new_methods_are_deterministic_and_independent(method):
     assert np.array_equal(a.nodes[method], b.nodes[method])
     every = toylab.fit("blur_circles", methods="gd,sp,soft,kmeans", **kw)
     assert np.array_equal(every.nodes[method], a.nodes[method])
-    assert np.array_equal(every.nodes["sp"], toylab.fit("blur_circles", methods="sp", **kw).nodes["sp"])
+    assert np.array_equal(
+        every.nodes["sp"], toylab.fit("blur_circles", methods="sp", **kw).nodes["sp"]
+    )
 
 
 def test_kmeans_starts_on_the_target_and_soft_revives_dead_nodes():
@@ -140,8 +165,8 @@ def test_kmeans_starts_on_the_target_and_soft_revives_dead_nodes():
 @pytest.mark.parametrize("beta", [0.0, 1.0, 8.0, 40.0, 400.0])
 def test_compiled_draw_follows_the_softmax_law(beta):
     """The compiled CPU path (rejection, full scan or local grid scan) draws from exp(-beta d)."""
-    from toylab.grid_index import GridIndex
-    from toylab.soft_kernel import soft_draw
+    from toylab.fitting.grid_index import GridIndex
+    from toylab.fitting.soft_kernel import soft_draw
 
     rng = np.random.default_rng(11)
     nodes = rng.uniform(-1, 1, (400, 2))
@@ -150,7 +175,9 @@ def test_compiled_draw_follows_the_softmax_law(beta):
     p = np.exp(-beta * (d - d.min()))
     p /= p.sum()
     n = 40_000
-    counts = np.bincount(soft_draw(np.tile(x, (n, 1)), GridIndex(nodes, "l1"), beta, rng), minlength=400)
+    counts = np.bincount(
+        soft_draw(np.tile(x, (n, 1)), GridIndex(nodes, "l1"), beta, rng), minlength=400
+    )
     keep = p * n >= 5
     observed = np.append(counts[keep], counts[~keep].sum())
     expected = np.append(p[keep], p[~keep].sum()) * n
@@ -163,8 +190,8 @@ def test_compiled_draw_follows_the_softmax_law(beta):
 
 
 def test_compiled_draw_with_large_beta_is_the_nearest_node():
-    from toylab.grid_index import GridIndex
-    from toylab.soft_kernel import soft_draw
+    from toylab.fitting.grid_index import GridIndex
+    from toylab.fitting.soft_kernel import soft_draw
 
     rng = np.random.default_rng(12)
     nodes, pts = rng.uniform(-1, 1, (5000, 2)), rng.uniform(-1, 1, (300, 2))

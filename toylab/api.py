@@ -1,11 +1,11 @@
 """The library API: fit, evaluate and read runs without the command line.
 
-    >>> import toylab
-    >>> result = toylab.fit("gaussian", nodes=500, steps=300, frames=0)
-    >>> sorted(result.nodes)
-    ['gd', 'sp']
-    >>> result.metrics["targets"][0]["methods"]["sp"]["kl"] < result.metrics["targets"][0]["methods"]["gd"]["kl"]
-    True
+>>> import toylab
+>>> result = toylab.fit("gaussian", nodes=500, steps=300, frames=0)
+>>> sorted(result.nodes)
+['gd', 'sp']
+>>> result.metrics["targets"][0]["methods"]["sp"]["kl"] < result.metrics["targets"][0]["methods"]["gd"]["kl"]
+True
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from typing import Any
 import numpy as np
 
 import densities
-
-from .config import RunConfig
-from .frames import Frames
-from .metrics import evaluate as _evaluate
-from .run import Run
-from .runner import set_threads
+from toylab.cli.driver import set_threads
+from toylab.config import RunConfig
+from toylab.metrics import evaluate as _evaluate
+from toylab.run import Run
+from toylab.store.frames import Frames
 
 
 @dataclass
@@ -62,13 +61,17 @@ def fit(
         target_options=target_opts,
         **config_args,
     ).validate()
-    unknown = [k for k in target_opts if not any(k in densities.target(n).defaults() for n in names)]
+    unknown = [
+        k for k in target_opts if not any(k in densities.target(n).defaults() for n in names)
+    ]
     if unknown:
         raise TypeError(f"fit() got an unexpected keyword argument {unknown[0]!r}")
     config.threads = set_threads(config.threads)
     run = Run(config)
     complete = run.advance(should_stop or (lambda: False))
-    return FitResult(config, run.positions(), run.metrics(), list(run.kl_rows), run.frames, complete, run)
+    return FitResult(
+        config, run.positions(), run.metrics(), list(run.kl_rows), run.frames, complete, run
+    )
 
 
 def evaluate(nodes: Any, density: densities.Density) -> dict[str, float]:

@@ -9,12 +9,16 @@ from typing import Any
 import torch
 
 import densities
-
-from .errors import ToylabError
-from .methods import METHODS, Settings
-from .nearest import DISTANCES, INDEXES
-from .optim import DEFAULT_LR, OPTIMIZERS
-from .schedule import DEFAULT_BETA_END, DEFAULT_BETA_START, DEFAULT_SCHEDULE, check_schedule
+from toylab.errors import ToylabError
+from toylab.fitting.methods import METHODS, Settings
+from toylab.fitting.nearest import DISTANCES, INDEXES
+from toylab.fitting.optim import DEFAULT_LR, OPTIMIZERS
+from toylab.fitting.schedule import (
+    DEFAULT_BETA_END,
+    DEFAULT_BETA_START,
+    DEFAULT_SCHEDULE,
+    check_schedule,
+)
 
 DEFAULT_METHODS = ("gd", "sp")
 
@@ -115,7 +119,9 @@ class RunConfig:
         if self.lr is not None:
             _check_positive("lr", self.lr)
             if self.optimizer == "sgd" and self.lr > 1:
-                raise ToylabError(f"--lr {self.lr} is unstable for sgd (a step of 2 lr overshoots); use 0 < lr <= 1")
+                raise ToylabError(
+                    f"--lr {self.lr} is unstable for sgd (a step of 2 lr overshoots); use 0 < lr <= 1"
+                )
         _check_positive("split-ratio", self.split_ratio)
         _check_positive("prune-ratio", self.prune_ratio)
         check_schedule(self.beta_schedule, self.beta_start, self.beta_end)
@@ -153,8 +159,12 @@ def check_device(device: str) -> str:
         return "cpu"
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ToylabError(f"--device {device}: no CUDA device is available here; use --device cpu")
+            raise ToylabError(
+                f"--device {device}: no CUDA device is available here; use --device cpu"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ToylabError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+            raise ToylabError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here"
+            )
         return str(dev)
     raise ToylabError(f"unsupported --device {device!r}; use cpu or cuda (cuda:N)")

@@ -15,13 +15,12 @@ import numpy as np
 import torch
 
 import densities
-
-from . import streams
-from .config import RunConfig
-from .frames import Frames
-from .kernels import warm_up_kernels
-from .methods import GradientDescent, make_method
-from .metrics import METRIC_NAMES, evaluate_histogram, node_histogram, real_samples
+from toylab import streams
+from toylab.config import RunConfig
+from toylab.fitting.compiled import warm_up_kernels
+from toylab.fitting.methods import GradientDescent, make_method
+from toylab.metrics import METRIC_NAMES, evaluate_histogram, node_histogram, real_samples
+from toylab.store.frames import Frames
 
 CHECKPOINT_FORMAT = 1
 CHUNK_POINTS = 1 << 16  # data points drawn per sampling call (batches for many steps)
@@ -155,7 +154,9 @@ class Run:
         is_eval = self.eval_every is not None and self.step % self.eval_every == 0
         if not (is_frame or is_eval):
             return
-        hists = {name: node_histogram(m.positions, self.density.bins) for name, m in self.methods.items()}
+        hists = {
+            name: node_histogram(m.positions, self.density.bins) for name, m in self.methods.items()
+        }
         scores = {name: evaluate_histogram(h, self.density) for name, h in hists.items()}
         self.latest = scores
         for name, s in scores.items():
@@ -209,7 +210,9 @@ class Run:
             "step": self.step,
             "global_step": self.global_step,
             "target_begun": self.target_begun,
-            "data_rng": self._chunk_rng_state if self._chunk is not None else self.data_rng.bit_generator.state,
+            "data_rng": self._chunk_rng_state
+            if self._chunk is not None
+            else self.data_rng.bit_generator.state,
             "chunk_start": self._chunk_start if self._chunk is not None else -1,
             "methods": {name: m.state_dict() for name, m in self.methods.items()},
             "seconds": dict(self.seconds),

@@ -19,7 +19,9 @@ def generator(seed: int, purpose: str, *key: int | str) -> np.random.Generator:
     parts = [_PURPOSE[purpose]]
     for k in key:
         parts.append(zlib.crc32(k.encode()) if isinstance(k, str) else int(k))
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=tuple(parts))))
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence(seed, spawn_key=tuple(parts)))
+    )
 
 
 def initial_nodes(seed: int, k: int) -> np.ndarray:

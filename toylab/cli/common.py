@@ -19,13 +19,21 @@ TARGET_OPTION_KEYWORDS = {
 def add_target_options(parser: argparse.ArgumentParser) -> None:
     """Add --bins and the per-target options; each applies to the targets that take it."""
     group = parser.add_argument_group("target options (each applies to the targets that take it)")
-    group.add_argument("--bins", type=int, default=None, help="grid size per side, 8..4096 (default 100)")
+    group.add_argument(
+        "--bins", type=int, default=None, help="grid size per side, 8..4096 (default 100)"
+    )
     group.add_argument("--qr-data", metavar="TEXT", help="payload of the qr target")
     group.add_argument("--text", help="text of the words target (use \\n for new lines)")
     group.add_argument("--image", metavar="PATH", help="PNG/JPEG/.npy file for the image target")
-    group.add_argument("--invert", action="store_true", default=None, help="image target: dark is mass")
-    group.add_argument("--spiral-turns", type=float, metavar="T", help="spiral target: turns of each arm")
-    group.add_argument("--spiral-width", type=float, metavar="W", help="spiral target: arm width at the centre")
+    group.add_argument(
+        "--invert", action="store_true", default=None, help="image target: dark is mass"
+    )
+    group.add_argument(
+        "--spiral-turns", type=float, metavar="T", help="spiral target: turns of each arm"
+    )
+    group.add_argument(
+        "--spiral-width", type=float, metavar="W", help="spiral target: arm width at the centre"
+    )
 
 
 def target_options(args: argparse.Namespace) -> dict[str, Any]:

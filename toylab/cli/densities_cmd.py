@@ -7,10 +7,9 @@ from pathlib import Path
 
 import densities
 from densities.sheet import contact_sheet
-
-from ..atomic import write_with
-from ..errors import ToylabError
-from .common import add_target_options, target_options
+from toylab.cli.common import add_target_options, target_options
+from toylab.errors import ToylabError
+from toylab.store.atomic import write_with
 
 DEFAULT_BINS = 100  # grid of the contact sheet when --bins is not given
 

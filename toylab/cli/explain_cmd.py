@@ -1,5 +1,5 @@
 """`toylab explain`: the small-K teaching view (GIF and stills) of gradient descent vs
-Split-and-Prune; see toylab.explain."""
+Split-and-Prune; see toylab.viz.explain.record."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import explain as ex
-from .. import runner
-from ..config import DEFAULT_METHODS
-from ..methods import METHODS
-from .common import add_target_options, target_options
+from toylab.cli import driver as runner
+from toylab.cli.common import add_target_options, target_options
+from toylab.config import DEFAULT_METHODS
+from toylab.fitting.methods import METHODS
+from toylab.viz import explain as ex
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,28 +38,72 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             f"example: toylab explain --target blur_circles --nodes {ex.DEFAULT_NODES}"
         ),
     )
-    p.add_argument("--target", default=ex.DEFAULT_TARGET, metavar="NAME",
-                   help=f"one target (default {ex.DEFAULT_TARGET}); see `toylab densities --list`")
-    p.add_argument("--nodes", "-k", type=int, default=ex.DEFAULT_NODES, metavar="K",
-                   help=f"number of nodes, 2..{ex.MAX_NODES} (default {ex.DEFAULT_NODES}); use `toylab run` for more")
-    p.add_argument("--method", default=",".join(DEFAULT_METHODS), metavar="LIST",
-                   help=f"comma list from {{{', '.join(METHODS)}}}, one panel each (default {','.join(DEFAULT_METHODS)})")
-    p.add_argument("--steps", type=int, default=ex.DEFAULT_STEPS,
-                   help=f"training steps (default {ex.DEFAULT_STEPS}: a frame per step, splits visible from step 1)")
+    p.add_argument(
+        "--target",
+        default=ex.DEFAULT_TARGET,
+        metavar="NAME",
+        help=f"one target (default {ex.DEFAULT_TARGET}); see `toylab densities --list`",
+    )
+    p.add_argument(
+        "--nodes",
+        "-k",
+        type=int,
+        default=ex.DEFAULT_NODES,
+        metavar="K",
+        help=f"number of nodes, 2..{ex.MAX_NODES} (default {ex.DEFAULT_NODES}); use `toylab run` for more",
+    )
+    p.add_argument(
+        "--method",
+        default=",".join(DEFAULT_METHODS),
+        metavar="LIST",
+        help=f"comma list from {{{', '.join(METHODS)}}}, one panel each (default {','.join(DEFAULT_METHODS)})",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=ex.DEFAULT_STEPS,
+        help=f"training steps (default {ex.DEFAULT_STEPS}: a frame per step, splits visible from step 1)",
+    )
     p.add_argument("--batch", type=int, default=10, help="points per step (default 10)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--distance", default="l1", metavar="{l1,l2}", help="matching distance (default l1, as the reference)")
-    p.add_argument("--window", type=int, default=None, metavar="W",
-                   help="dead-node and share window in steps (default max(10, ceil(6 K / batch)); see below)")
-    p.add_argument("--every", type=int, default=None, metavar="N",
-                   help=f"a frame every N steps (default 1, or ceil(steps / {ex.MAX_FRAMES}) for more than {ex.MAX_FRAMES} steps)")
+    p.add_argument(
+        "--distance",
+        default="l1",
+        metavar="{l1,l2}",
+        help="matching distance (default l1, as the reference)",
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        metavar="W",
+        help="dead-node and share window in steps (default max(10, ceil(6 K / batch)); see below)",
+    )
+    p.add_argument(
+        "--every",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"a frame every N steps (default 1, or ceil(steps / {ex.MAX_FRAMES}) for more than {ex.MAX_FRAMES} steps)",
+    )
     add_target_options(p)
     out = p.add_argument_group("output")
-    out.add_argument("--out", type=Path, default=None, metavar="DIR",
-                     help="output directory (default runs/explain-<target>-<YYYYmmdd-HHMMSS>); a non-empty one needs --force")
-    out.add_argument("--force", action="store_true", help="replace an earlier explain output in --out")
-    out.add_argument("--fps", type=int, default=ex.DEFAULT_FPS,
-                     help=f"GIF frames per second (default {ex.DEFAULT_FPS}: 20 s for 100 steps; the last frame holds {ex.HOLD_LAST_MS // 1000} s more)")
+    out.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="output directory (default runs/explain-<target>-<YYYYmmdd-HHMMSS>); a non-empty one needs --force",
+    )
+    out.add_argument(
+        "--force", action="store_true", help="replace an earlier explain output in --out"
+    )
+    out.add_argument(
+        "--fps",
+        type=int,
+        default=ex.DEFAULT_FPS,
+        help=f"GIF frames per second (default {ex.DEFAULT_FPS}: 20 s for 100 steps; the last frame holds {ex.HOLD_LAST_MS // 1000} s more)",
+    )
     out.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
 
@@ -90,8 +134,10 @@ def main(args: argparse.Namespace) -> int:
     for name in result.splits_per_frame:
         splits = sum(result.splits_per_frame[name])
         dead = result.dead_per_frame[name][-1]
-        print(f"{name}: KL {result.kl[name][-1]:.3f}, {splits} splits drawn, {dead} dead node{'s' if dead != 1 else ''} at the end "
-              f"(window {result.window} steps)")
+        print(
+            f"{name}: KL {result.kl[name][-1]:.3f}, {splits} splits drawn, {dead} dead node{'s' if dead != 1 else ''} at the end "
+            f"(window {result.window} steps)"
+        )
     print(f"real samples: KL {result.real_kl:.3f}")
     for path in [result.gif, *result.stills]:
         print(path)

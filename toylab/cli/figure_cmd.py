@@ -7,12 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from .. import figure, rundir
-from ..config import RunConfig
-from ..errors import ToylabError
-from ..methods import METHODS
-from ..runner import set_threads, stop_on_interrupt
-from .common import add_target_options, target_options
+from toylab.cli.common import add_target_options, target_options
+from toylab.cli.driver import set_threads, stop_on_interrupt
+from toylab.config import RunConfig
+from toylab.errors import ToylabError
+from toylab.fitting.methods import METHODS
+from toylab.store import rundir
+from toylab.viz import figure
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,18 +28,45 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
         epilog="example: toylab figure --seeds 0,1,2 --out figure",
     )
-    p.add_argument("--nodes", "-k", type=int, default=10_000, metavar="K", help="nodes (default 10000, as the paper)")
+    p.add_argument(
+        "--nodes",
+        "-k",
+        type=int,
+        default=10_000,
+        metavar="K",
+        help="nodes (default 10000, as the paper)",
+    )
     p.add_argument("--steps", type=int, default=10_000, help="steps per target (default 10000)")
     p.add_argument("--batch", type=int, default=10, help="points per step (default 10)")
-    p.add_argument("--method", default="gd,sp", metavar="LIST", help=f"comma list from {{{', '.join(METHODS)}}} (default gd,sp)")
+    p.add_argument(
+        "--method",
+        default="gd,sp",
+        metavar="LIST",
+        help=f"comma list from {{{', '.join(METHODS)}}} (default gd,sp)",
+    )
     p.add_argument("--seeds", default="0", metavar="LIST", help="comma list of seeds (default 0)")
-    p.add_argument("--max-splits", type=int, default=1, metavar="N", help="Split-and-Prune splits per step (default 1)")
+    p.add_argument(
+        "--max-splits",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Split-and-Prune splits per step (default 1)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
-    p.add_argument("--paper-images", type=Path, metavar="DIR",
-                   help="use the paper's own target images from DIR (sprial.png, QR_code.png, words.png, as "
-                        "shipped in the reference distribution_playground package's density_map_imgs/)")
+    p.add_argument(
+        "--paper-images",
+        type=Path,
+        metavar="DIR",
+        help="use the paper's own target images from DIR (sprial.png, QR_code.png, words.png, as "
+        "shipped in the reference distribution_playground package's density_map_imgs/)",
+    )
     add_target_options(p)
-    p.add_argument("--out", type=Path, metavar="DIR", help="output directory (default runs/figure-<YYYYmmdd-HHMMSS>)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="output directory (default runs/figure-<YYYYmmdd-HHMMSS>)",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing figure directory")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
@@ -70,17 +98,26 @@ def main(args: argparse.Namespace) -> int:
         frames=0,
     ).validate()
     targets = figure.build_figure_targets(config.bins, target_options(args), args.paper_images)
-    out = args.out if args.out is not None else Path("runs") / f"figure-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = (
+        args.out
+        if args.out is not None
+        else Path("runs") / f"figure-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     rundir.check_new_out(out, args.force, figure.is_figure_dir, "toylab figure output")
     set_threads(config.threads)
     with stop_on_interrupt() as should_stop:
         result = figure.compute(config, seeds, targets, quiet=args.quiet, should_stop=should_stop)
         if not result.targets:
-            print("toylab figure: interrupted before the first fit finished; nothing written", file=sys.stderr)
+            print(
+                "toylab figure: interrupted before the first fit finished; nothing written",
+                file=sys.stderr,
+            )
             return 130
         rundir.claim_out(out, args.force, figure.is_figure_dir)
         figure.draw(result, out / "figure.png", out / "figure.pdf")
-        figure.write_tables(result, out / "figure.csv", out / "figure.md", args.paper_images is not None)
+        figure.write_tables(
+            result, out / "figure.csv", out / "figure.md", args.paper_images is not None
+        )
     print((out / "figure.md").read_text(encoding="utf-8"))
     print(f"figure: {out / 'figure.png'}", file=sys.stderr)
     return 0 if result.complete else 130

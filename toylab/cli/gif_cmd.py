@@ -6,9 +6,9 @@ import argparse
 import zipfile
 from pathlib import Path
 
-from .. import gif, render
-from ..errors import ToylabError
-from ..frames import FRAMES_FILE, Frames
+from toylab.errors import ToylabError
+from toylab.store.frames import FRAMES_FILE, Frames
+from toylab.viz import gif, render
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

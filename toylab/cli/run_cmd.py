@@ -6,15 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import gif, rundir, runner
-from ..config import DEFAULT_METHODS, RunConfig
-from ..errors import ToylabError
-from ..methods import METHODS
-from ..nearest import INDEXES
-from ..optim import DEFAULT_LR
-from ..run import Run, build_targets
-from ..schedule import SCHEDULES
-from .common import add_target_options, target_options
+from toylab.cli import driver as runner
+from toylab.cli.common import add_target_options, target_options
+from toylab.config import DEFAULT_METHODS, RunConfig
+from toylab.errors import ToylabError
+from toylab.fitting.methods import METHODS
+from toylab.fitting.nearest import INDEXES
+from toylab.fitting.optim import DEFAULT_LR
+from toylab.fitting.schedule import SCHEDULES
+from toylab.run import Run, build_targets
+from toylab.store import rundir
+from toylab.viz import gif
 
 DEFAULTS = RunConfig()
 # Options that may be given together with --resume (they do not change the numbers).
@@ -34,43 +36,152 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
         epilog="example: toylab run --target spiral --nodes 10000",
     )
-    p.add_argument("--target", default=None, metavar="NAMES",
-                   help=f"target or comma sequence fitted one after another, nodes carried over (default {DEFAULTS.targets[0]}); see `toylab densities --list`")
-    p.add_argument("--nodes", "-k", type=int, default=None, metavar="K", help=f"number of nodes K (default {DEFAULTS.nodes})")
-    p.add_argument("--method", default=None, metavar="LIST",
-                   help=f"comma list from {{{', '.join(METHODS)}}} (default {','.join(DEFAULT_METHODS)})")
-    p.add_argument("--steps", type=int, default=None, help=f"steps per target (default {DEFAULTS.steps})")
-    p.add_argument("--batch", type=int, default=None, help=f"points per step (default {DEFAULTS.batch})")
-    p.add_argument("--distance", default=None, choices=None, metavar="{l1,l2}", help="matching distance (default l1, as the reference)")
-    p.add_argument("--optimizer", default=None, metavar="{sgd,adam}",
-                   help=f"sgd: the reference's rule, node += 2 lr (x - node) per point (default lr {DEFAULT_LR['sgd']}); "
-                        f"adam: per-node Adam on matched nodes (default lr {DEFAULT_LR['adam']})")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's, see --optimizer)")
-    p.add_argument("--max-splits", type=int, default=None, metavar="N", help=f"Split-and-Prune: splits at most per step (default {DEFAULTS.max_splits}, the paper's pace)")
-    p.add_argument("--split-ratio", type=float, default=None, metavar="R", help=f"split a node whose share exceeds R/K (default {DEFAULTS.split_ratio})")
-    p.add_argument("--prune-ratio", type=float, default=None, metavar="R", help=f"prune a node whose share is below R/K (default {DEFAULTS.prune_ratio})")
-    soft = p.add_argument_group("soft selection (--method soft): node k picked with probability ~ exp(-beta d_k)")
-    soft.add_argument("--beta-start", type=float, default=None, metavar="B0",
-                      help=f"beta at the start of each target, per unit distance (default {DEFAULTS.beta_start:g})")
-    soft.add_argument("--beta-end", type=float, default=None, metavar="B1",
-                      help=f"beta at the end of each target, >= B0 (default {DEFAULTS.beta_end:g})")
-    soft.add_argument("--beta-schedule", default=None, metavar="{" + ",".join(SCHEDULES) + "}",
-                      help=f"how beta goes from B0 to B1 (default {DEFAULTS.beta_schedule})")
+    p.add_argument(
+        "--target",
+        default=None,
+        metavar="NAMES",
+        help=f"target or comma sequence fitted one after another, nodes carried over (default {DEFAULTS.targets[0]}); see `toylab densities --list`",
+    )
+    p.add_argument(
+        "--nodes",
+        "-k",
+        type=int,
+        default=None,
+        metavar="K",
+        help=f"number of nodes K (default {DEFAULTS.nodes})",
+    )
+    p.add_argument(
+        "--method",
+        default=None,
+        metavar="LIST",
+        help=f"comma list from {{{', '.join(METHODS)}}} (default {','.join(DEFAULT_METHODS)})",
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, help=f"steps per target (default {DEFAULTS.steps})"
+    )
+    p.add_argument(
+        "--batch", type=int, default=None, help=f"points per step (default {DEFAULTS.batch})"
+    )
+    p.add_argument(
+        "--distance",
+        default=None,
+        choices=None,
+        metavar="{l1,l2}",
+        help="matching distance (default l1, as the reference)",
+    )
+    p.add_argument(
+        "--optimizer",
+        default=None,
+        metavar="{sgd,adam}",
+        help=f"sgd: the reference's rule, node += 2 lr (x - node) per point (default lr {DEFAULT_LR['sgd']}); "
+        f"adam: per-node Adam on matched nodes (default lr {DEFAULT_LR['adam']})",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate (default: the optimizer's, see --optimizer)",
+    )
+    p.add_argument(
+        "--max-splits",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"Split-and-Prune: splits at most per step (default {DEFAULTS.max_splits}, the paper's pace)",
+    )
+    p.add_argument(
+        "--split-ratio",
+        type=float,
+        default=None,
+        metavar="R",
+        help=f"split a node whose share exceeds R/K (default {DEFAULTS.split_ratio})",
+    )
+    p.add_argument(
+        "--prune-ratio",
+        type=float,
+        default=None,
+        metavar="R",
+        help=f"prune a node whose share is below R/K (default {DEFAULTS.prune_ratio})",
+    )
+    soft = p.add_argument_group(
+        "soft selection (--method soft): node k picked with probability ~ exp(-beta d_k)"
+    )
+    soft.add_argument(
+        "--beta-start",
+        type=float,
+        default=None,
+        metavar="B0",
+        help=f"beta at the start of each target, per unit distance (default {DEFAULTS.beta_start:g})",
+    )
+    soft.add_argument(
+        "--beta-end",
+        type=float,
+        default=None,
+        metavar="B1",
+        help=f"beta at the end of each target, >= B0 (default {DEFAULTS.beta_end:g})",
+    )
+    soft.add_argument(
+        "--beta-schedule",
+        default=None,
+        metavar="{" + ",".join(SCHEDULES) + "}",
+        help=f"how beta goes from B0 to B1 (default {DEFAULTS.beta_schedule})",
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="torch device: cpu (default) or cuda[:N]")
-    p.add_argument("--threads", type=int, default=None, help=f"torch threads (default {runner.DEFAULT_THREADS}, measured fastest for the small per-step work)")
-    p.add_argument("--index", default=None, metavar="{" + ",".join(INDEXES) + "}",
-                   help="nearest-node search: kdtree (exact index that follows moving nodes), brute, or auto (default: brute force when K x batch < 2e5 or on a GPU)")
-    p.add_argument("--frames", type=int, default=None, help=f"GIF frames recorded per target (default {DEFAULTS.frames}; 0 = none)")
-    p.add_argument("--eval-every", type=int, default=None, metavar="N", help="also log the KL every N steps (default: once per frame)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"torch threads (default {runner.DEFAULT_THREADS}, measured fastest for the small per-step work)",
+    )
+    p.add_argument(
+        "--index",
+        default=None,
+        metavar="{" + ",".join(INDEXES) + "}",
+        help="nearest-node search: kdtree (exact index that follows moving nodes), brute, or auto (default: brute force when K x batch < 2e5 or on a GPU)",
+    )
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help=f"GIF frames recorded per target (default {DEFAULTS.frames}; 0 = none)",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also log the KL every N steps (default: once per frame)",
+    )
     add_target_options(p)
     out = p.add_argument_group("output")
-    out.add_argument("--out", type=Path, default=None, metavar="DIR", help="run directory (default runs/<target>-<YYYYmmdd-HHMMSS>)")
+    out.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run directory (default runs/<target>-<YYYYmmdd-HHMMSS>)",
+    )
     out.add_argument("--force", action="store_true", help="replace an existing run directory")
-    out.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue an interrupted run bit-exactly")
-    out.add_argument("--fps", type=int, default=None, help=f"GIF frames per second (default {gif.DEFAULT_FPS})")
-    out.add_argument("--scale", type=int, default=None, help="GIF pixels per grid cell (default: ~300 px panels)")
-    out.add_argument("--mp4", action="store_true", default=None, help="also write comparison.mp4 (needs imageio-ffmpeg)")
+    out.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="continue an interrupted run bit-exactly",
+    )
+    out.add_argument(
+        "--fps", type=int, default=None, help=f"GIF frames per second (default {gif.DEFAULT_FPS})"
+    )
+    out.add_argument(
+        "--scale", type=int, default=None, help="GIF pixels per grid cell (default: ~300 px panels)"
+    )
+    out.add_argument(
+        "--mp4",
+        action="store_true",
+        default=None,
+        help="also write comparison.mp4 (needs imageio-ffmpeg)",
+    )
     out.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bar")
     p.set_defaults(func=main)
 
@@ -84,9 +195,27 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         cfg.targets = densities.parse_names(args.target)
     if args.method is not None:
         cfg.methods = [m.strip() for m in args.method.split(",")]
-    for dest in ("nodes", "steps", "batch", "distance", "optimizer", "lr", "max_splits", "split_ratio",
-                 "prune_ratio", "seed", "device", "threads", "frames", "eval_every", "index", "bins",
-                 "beta_start", "beta_end", "beta_schedule"):
+    for dest in (
+        "nodes",
+        "steps",
+        "batch",
+        "distance",
+        "optimizer",
+        "lr",
+        "max_splits",
+        "split_ratio",
+        "prune_ratio",
+        "seed",
+        "device",
+        "threads",
+        "frames",
+        "eval_every",
+        "index",
+        "bins",
+        "beta_start",
+        "beta_end",
+        "beta_schedule",
+    ):
         value = getattr(args, dest, None)
         if value is not None:
             setattr(cfg, dest, value)
@@ -125,7 +254,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def resume(args: argparse.Namespace) -> int:
-    given = sorted(k for k, v in vars(args).items() if v not in (None, False) and k not in RESUME_OPTIONS)
+    given = sorted(
+        k for k, v in vars(args).items() if v not in (None, False) and k not in RESUME_OPTIONS
+    )
     if given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
         raise ToylabError(f"--resume continues a run with its saved settings; drop {flags}")
@@ -140,7 +271,7 @@ def resume(args: argparse.Namespace) -> int:
     config.threads = runner.set_threads(config.threads)
     options = gif_options(args, saved.get("gif"))
     run = Run(config)
-    from ..frames import Frames
+    from toylab.store.frames import Frames
 
     frames = Frames.load(out) if (out / "frames.npz").is_file() else None
     run.load_state_dict(state, frames)
@@ -158,8 +289,11 @@ def execute(run: Run, out: Path, options: dict, quiet: bool) -> int:
         runner.finish(out, run, options, quiet)
     print(runner.results_table(run.metrics()))
     if not complete:
-        print(f"interrupted at step {run.step} of target {run.target_pos + 1}/{len(run.targets)}; "
-              f"continue with: toylab run --resume {out}", file=sys.stderr)
+        print(
+            f"interrupted at step {run.step} of target {run.target_pos + 1}/{len(run.targets)}; "
+            f"continue with: toylab run --resume {out}",
+            file=sys.stderr,
+        )
         return 130
     print(f"run directory: {out}", file=sys.stderr)
     return 0

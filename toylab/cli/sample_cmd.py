@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_text, write_with
-from ..errors import ToylabError
-from ..rundir import load_run
+from toylab.errors import ToylabError
+from toylab.store.atomic import write_text, write_with
+from toylab.store.rundir import load_run
 
 FORMATS = (".csv", ".npy")
 
@@ -24,8 +24,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dir", type=Path, metavar="DIR", help="run directory written by `toylab run`")
     p.add_argument("-n", type=int, required=True, metavar="N", help="number of points")
-    p.add_argument("--out", type=Path, metavar="FILE", help="points.csv or points.npy (default: CSV on stdout)")
-    p.add_argument("--method", help="which method's nodes (default sp if it was fitted, else the first)")
+    p.add_argument(
+        "--out", type=Path, metavar="FILE", help="points.csv or points.npy (default: CSV on stdout)"
+    )
+    p.add_argument(
+        "--method", help="which method's nodes (default sp if it was fitted, else the first)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=main)
 
@@ -49,7 +53,9 @@ def main(args: argparse.Namespace) -> int:
         raise ToylabError(f"{args.dir} has no fitted nodes yet (no nodes.npz)")
     method = args.method or ("sp" if "sp" in record.nodes else next(iter(record.nodes)))
     if method not in record.nodes:
-        raise ToylabError(f"--method {method!r} was not fitted in {args.dir}; choose from: {', '.join(record.nodes)}")
+        raise ToylabError(
+            f"--method {method!r} was not fitted in {args.dir}; choose from: {', '.join(record.nodes)}"
+        )
     points = sample_nodes(record.nodes[method], args.n, np.random.default_rng(args.seed))
     if args.out is not None and args.out.suffix.lower() == ".npy":
         write_with(args.out, lambda tmp: np.save(open(tmp, "wb"), points))  # noqa: SIM115

@@ -46,7 +46,9 @@ def _cell(x: float, y: float, g: int) -> int:
 
 
 @_jit
-def _link(n: int, c: int, head: np.ndarray, nxt: np.ndarray, prv: np.ndarray, cell: np.ndarray) -> None:
+def _link(
+    n: int, c: int, head: np.ndarray, nxt: np.ndarray, prv: np.ndarray, cell: np.ndarray
+) -> None:
     first = head[c]
     nxt[n] = first
     prv[n] = -1
@@ -68,14 +70,24 @@ def _unlink(n: int, head: np.ndarray, nxt: np.ndarray, prv: np.ndarray, cell: np
 
 
 @_jit
-def _build(pos: np.ndarray, g: int, head: np.ndarray, nxt: np.ndarray, prv: np.ndarray, cell: np.ndarray) -> None:
+def _build(
+    pos: np.ndarray, g: int, head: np.ndarray, nxt: np.ndarray, prv: np.ndarray, cell: np.ndarray
+) -> None:
     head[:] = -1
     for n in range(pos.shape[0] - 1, -1, -1):
         _link(n, _cell(pos[n, 0], pos[n, 1], g), head, nxt, prv, cell)
 
 
 @_jit
-def _move(nodes: np.ndarray, pos: np.ndarray, g: int, head: np.ndarray, nxt: np.ndarray, prv: np.ndarray, cell: np.ndarray) -> None:
+def _move(
+    nodes: np.ndarray,
+    pos: np.ndarray,
+    g: int,
+    head: np.ndarray,
+    nxt: np.ndarray,
+    prv: np.ndarray,
+    cell: np.ndarray,
+) -> None:
     for k in range(nodes.shape[0]):
         n = nodes[k]
         c = _cell(pos[n, 0], pos[n, 1], g)
@@ -85,7 +97,17 @@ def _move(nodes: np.ndarray, pos: np.ndarray, g: int, head: np.ndarray, nxt: np.
 
 
 @_jit
-def _scan(c: int, px: float, py: float, pos: np.ndarray, head: np.ndarray, nxt: np.ndarray, l1: bool, best_d: float, best: int):
+def _scan(
+    c: int,
+    px: float,
+    py: float,
+    pos: np.ndarray,
+    head: np.ndarray,
+    nxt: np.ndarray,
+    l1: bool,
+    best_d: float,
+    best: int,
+):
     n = head[c]
     while n >= 0:
         dx = abs(px - pos[n, 0])
@@ -99,7 +121,15 @@ def _scan(c: int, px: float, py: float, pos: np.ndarray, head: np.ndarray, nxt: 
 
 
 @_jit
-def _query(points: np.ndarray, pos: np.ndarray, g: int, head: np.ndarray, nxt: np.ndarray, l1: bool, out: np.ndarray) -> None:
+def _query(
+    points: np.ndarray,
+    pos: np.ndarray,
+    g: int,
+    head: np.ndarray,
+    nxt: np.ndarray,
+    l1: bool,
+    out: np.ndarray,
+) -> None:
     h = 2.0 / g
     for k in range(points.shape[0]):
         px, py = points[k, 0], points[k, 1]
@@ -163,10 +193,26 @@ class GridIndex:
 
     def mark_moved(self, indices: np.ndarray) -> None:
         """Move these nodes to the lists of their current cells."""
-        _move(np.ascontiguousarray(indices, dtype=np.int64), self.positions, self.g, self._head, self._next, self._prev, self._cell)
+        _move(
+            np.ascontiguousarray(indices, dtype=np.int64),
+            self.positions,
+            self.g,
+            self._head,
+            self._next,
+            self._prev,
+            self._cell,
+        )
 
     def query(self, points: np.ndarray) -> np.ndarray:
         """Nearest node of each point, exactly as `brute_force_nearest` answers."""
         out = np.empty(points.shape[0], dtype=np.int64)
-        _query(np.ascontiguousarray(points, dtype=np.float64), self.positions, self.g, self._head, self._next, self._l1, out)
+        _query(
+            np.ascontiguousarray(points, dtype=np.float64),
+            self.positions,
+            self.g,
+            self._head,
+            self._next,
+            self._l1,
+            out,
+        )
         return out

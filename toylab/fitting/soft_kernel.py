@@ -69,10 +69,29 @@ def _draw(points, pos, nearest, head, nxt, g, beta, l1, rng, out) -> None:
         reach = d_min + TRUNCATE / beta if beta > 0.0 else math.inf
         rings = int(reach / h) + 1 if reach < 4.0 else g
         if (2 * rings + 1) ** 2 * per_cell < k_nodes / 4:  # few nodes within reach: scan them
-            c0 = int(min(max((px + 1.0) * (g / 2.0), 0.0), g - 1.0)), int(min(max((py + 1.0) * (g / 2.0), 0.0), g - 1.0))
-            total, _ = _local_weights(px, py, pos, head, nxt, g, c0[0], c0[1], rings, d_min, beta, l1, -1.0, 0.0)
-            _, chosen = _local_weights(px, py, pos, head, nxt, g, c0[0], c0[1], rings, d_min, beta, l1,
-                                       rng.random() * total, total)
+            c0 = (
+                int(min(max((px + 1.0) * (g / 2.0), 0.0), g - 1.0)),
+                int(min(max((py + 1.0) * (g / 2.0), 0.0), g - 1.0)),
+            )
+            total, _ = _local_weights(
+                px, py, pos, head, nxt, g, c0[0], c0[1], rings, d_min, beta, l1, -1.0, 0.0
+            )
+            _, chosen = _local_weights(
+                px,
+                py,
+                pos,
+                head,
+                nxt,
+                g,
+                c0[0],
+                c0[1],
+                rings,
+                d_min,
+                beta,
+                l1,
+                rng.random() * total,
+                total,
+            )
             if chosen < 0:
                 chosen = n0
             out[k] = chosen
@@ -100,9 +119,20 @@ def _draw(points, pos, nearest, head, nxt, g, beta, l1, rng, out) -> None:
 
 def soft_draw(points: np.ndarray, index, beta: float, rng: np.random.Generator) -> np.ndarray:
     """One node per point, drawn with probability proportional to exp(-beta d), using the
-    grid index over the nodes (`toylab.grid_index.GridIndex`) for d_min and the local scan."""
+    grid index over the nodes (`toylab.fitting.grid_index.GridIndex`) for d_min and the local scan."""
     points = np.ascontiguousarray(points, dtype=np.float64)
     nearest = index.query(points)
     out = np.empty(points.shape[0], dtype=np.int64)
-    _draw(points, index.positions, nearest, index._head, index._next, index.g, float(beta), index.distance == "l1", rng, out)
+    _draw(
+        points,
+        index.positions,
+        nearest,
+        index._head,
+        index._next,
+        index.g,
+        float(beta),
+        index.distance == "l1",
+        rng,
+        out,
+    )
     return out

@@ -17,16 +17,15 @@ import numpy as np
 import torch
 
 import densities
-
-from .grid_index import GridIndex
-from .kmeans import kmeans_plus_plus, running_mean_update
-from .nearest import BruteForceIndex, make_index
-from .optim import make_optimizer
-from .schedule import DEFAULT_BETA_END, DEFAULT_BETA_START, DEFAULT_SCHEDULE, beta_at
-from .soft import SoftSelector
-from .soft_kernel import AVAILABLE as SOFT_COMPILED
-from .soft_kernel import soft_draw
-from .splitting import plan_splits
+from toylab.fitting.grid_index import GridIndex
+from toylab.fitting.kmeans import kmeans_plus_plus, running_mean_update
+from toylab.fitting.nearest import BruteForceIndex, make_index
+from toylab.fitting.optim import make_optimizer
+from toylab.fitting.schedule import DEFAULT_BETA_END, DEFAULT_BETA_START, DEFAULT_SCHEDULE, beta_at
+from toylab.fitting.soft import SoftSelector
+from toylab.fitting.soft_kernel import AVAILABLE as SOFT_COMPILED
+from toylab.fitting.soft_kernel import soft_draw
+from toylab.fitting.splitting import plan_splits
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,9 @@ class GradientDescent:
     title = "gradient descent"
     uses_index = True  # matches by nearest node, so keeps a nearest-node index
 
-    def __init__(self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None):
+    def __init__(
+        self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None
+    ):
         self.settings = settings
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.positions = positions.detach().clone().to(torch.float64)
@@ -84,7 +85,9 @@ class GradientDescent:
     def _points(self, points):
         """Points as the work array type (numpy on CPU, tensor on the device otherwise)."""
         if isinstance(self.pos, np.ndarray):
-            return np.asarray(points.cpu() if isinstance(points, torch.Tensor) else points, dtype=np.float64)
+            return np.asarray(
+                points.cpu() if isinstance(points, torch.Tensor) else points, dtype=np.float64
+            )
         return torch.as_tensor(points, dtype=torch.float64, device=self.positions.device)
 
     def begin_target(self, steps: int, density: densities.Density) -> None:
@@ -105,7 +108,10 @@ class GradientDescent:
         self.index.mark_moved(moved)
 
     def state_dict(self) -> dict:
-        return {"positions": _state_tensor(self.positions), "optimizer": self.optimizer.state_dict()}
+        return {
+            "positions": _state_tensor(self.positions),
+            "optimizer": self.optimizer.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.positions.copy_(state["positions"])
@@ -124,7 +130,9 @@ class SplitAndPrune(GradientDescent):
     name = "sp"
     title = "Split-and-Prune"
 
-    def __init__(self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None):
+    def __init__(
+        self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None
+    ):
         super().__init__(positions, settings, rng)
         k = self.positions.shape[0]
         if isinstance(self.pos, np.ndarray):
@@ -177,7 +185,9 @@ class SplitAndPrune(GradientDescent):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         value = state["counts"]
-        self.counts[:] = value.numpy() if isinstance(self.counts, np.ndarray) else value.to(self.counts.device)
+        self.counts[:] = (
+            value.numpy() if isinstance(self.counts, np.ndarray) else value.to(self.counts.device)
+        )
 
 
 def _rng_state(rng: np.random.Generator) -> dict:
@@ -198,7 +208,9 @@ class SoftSelection(GradientDescent):
     title = "soft selection"
     uses_index = True  # the nearest node's distance anchors the compiled draw
 
-    def __init__(self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None):
+    def __init__(
+        self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None
+    ):
         super().__init__(positions, settings, rng)
         self.selector = SoftSelector(settings.distance)
         self.target_step = 0
@@ -211,7 +223,9 @@ class SoftSelection(GradientDescent):
     @property
     def beta(self) -> float:
         s = self.settings
-        return beta_at(s.beta_schedule, s.beta_start, s.beta_end, self.target_step, self.target_steps)
+        return beta_at(
+            s.beta_schedule, s.beta_start, s.beta_end, self.target_step, self.target_steps
+        )
 
     def begin_target(self, steps: int, density: densities.Density) -> None:
         """The schedule restarts from beta_start on every target."""
@@ -228,8 +242,12 @@ class SoftSelection(GradientDescent):
         return step
 
     def state_dict(self) -> dict:
-        out = {**super().state_dict(), "target_step": self.target_step, "target_steps": self.target_steps,
-               "rng": _rng_state(self.rng)}
+        out = {
+            **super().state_dict(),
+            "target_step": self.target_step,
+            "target_steps": self.target_steps,
+            "rng": _rng_state(self.rng),
+        }
         if self.torch_gen is not None:
             out["torch_gen"] = self.torch_gen.get_state()
         return out
@@ -256,10 +274,16 @@ class OnlineKMeans(GradientDescent):
     name = "kmeans"
     title = "online k-means"
 
-    def __init__(self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None):
+    def __init__(
+        self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None
+    ):
         super().__init__(positions, settings, rng)
         k = self.positions.shape[0]
-        self.counts = np.ones(k) if isinstance(self.pos, np.ndarray) else torch.ones(k, dtype=torch.float64, device=self.positions.device)
+        self.counts = (
+            np.ones(k)
+            if isinstance(self.pos, np.ndarray)
+            else torch.ones(k, dtype=torch.float64, device=self.positions.device)
+        )
         self.seeded = False
 
     def begin_target(self, steps: int, density: densities.Density) -> None:
@@ -277,13 +301,19 @@ class OnlineKMeans(GradientDescent):
         self.index.mark_moved(moved)
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "counts": _state_tensor(self.counts), "seeded": self.seeded,
-                "rng": _rng_state(self.rng)}
+        return {
+            **super().state_dict(),
+            "counts": _state_tensor(self.counts),
+            "seeded": self.seeded,
+            "rng": _rng_state(self.rng),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         value = state["counts"]
-        self.counts[:] = value.numpy() if isinstance(self.counts, np.ndarray) else value.to(self.counts.device)
+        self.counts[:] = (
+            value.numpy() if isinstance(self.counts, np.ndarray) else value.to(self.counts.device)
+        )
         self.seeded = bool(state["seeded"])
         self.rng.bit_generator.state = state["rng"]
 
@@ -296,6 +326,8 @@ METHODS: dict[str, type[GradientDescent]] = {
 }
 
 
-def make_method(name: str, positions: torch.Tensor, settings: Settings, rng: np.random.Generator) -> GradientDescent:
+def make_method(
+    name: str, positions: torch.Tensor, settings: Settings, rng: np.random.Generator
+) -> GradientDescent:
     """A fresh method called `name`, starting from a copy of `positions`."""
     return METHODS[name](positions, settings, rng)

@@ -24,11 +24,15 @@ import torch
 _HEAP_THRESHOLD = 4  # from this many splits a step on, use the candidate-heap path
 
 
-def _should_split(c_max: float, c_min: float, total: float, k: int, split_ratio: float, prune_ratio: float) -> bool:
+def _should_split(
+    c_max: float, c_min: float, total: float, k: int, split_ratio: float, prune_ratio: float
+) -> bool:
     return c_max > split_ratio / k * total or c_min < prune_ratio / k * total
 
 
-def plan_splits(counts, max_splits: int, split_ratio: float = 2.0, prune_ratio: float = 0.5) -> list[tuple[int, int]]:
+def plan_splits(
+    counts, max_splits: int, split_ratio: float = 2.0, prune_ratio: float = 0.5
+) -> list[tuple[int, int]]:
     """Apply the rule to `counts` in place (float64 numpy array or torch tensor); return the
     (i, j) pairs in the order they were made."""
     k = counts.shape[0]
@@ -39,7 +43,9 @@ def plan_splits(counts, max_splits: int, split_ratio: float = 2.0, prune_ratio: 
     return _plan_heap(counts, max_splits, split_ratio, prune_ratio)
 
 
-def _plan_direct(counts, max_splits: int, split_ratio: float, prune_ratio: float) -> list[tuple[int, int]]:
+def _plan_direct(
+    counts, max_splits: int, split_ratio: float, prune_ratio: float
+) -> list[tuple[int, int]]:
     """The rule verbatim: argmax and argmin over all counts for every split."""
     k = counts.shape[0]
     pairs: list[tuple[int, int]] = []
@@ -72,7 +78,9 @@ def _extreme_indices(values: np.ndarray, m: int, largest: bool) -> np.ndarray:
     return np.concatenate([strict, ties])
 
 
-def _plan_heap(counts, max_splits: int, split_ratio: float, prune_ratio: float) -> list[tuple[int, int]]:
+def _plan_heap(
+    counts, max_splits: int, split_ratio: float, prune_ratio: float
+) -> list[tuple[int, int]]:
     """Same pairs as `_plan_direct`, replayed on the top and bottom max_splits candidates.
 
     Only the candidates and the nodes a split touches can become the argmax or argmin within

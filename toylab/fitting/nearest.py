@@ -60,7 +60,9 @@ class Scratch:
 _SCRATCH = Scratch()
 
 
-def distances_np(points: np.ndarray, nodes: np.ndarray, distance: str, scratch: Scratch = _SCRATCH) -> np.ndarray:
+def distances_np(
+    points: np.ndarray, nodes: np.ndarray, distance: str, scratch: Scratch = _SCRATCH
+) -> np.ndarray:
     """(B, N) distances between points (B, 2) and nodes (N, 2); L2 is squared (same order).
 
     The result lives in `scratch` and is overwritten by the next call with the same scratch.
@@ -93,9 +95,15 @@ def brute_force_nearest(points, nodes, distance: str = "l1"):
     chunk = max(1, _CHUNK_ELEMENTS // max(n, 1))
     if isinstance(nodes, torch.Tensor):
         points = points.to(nodes)
-        parts = [distances_torch(points[s : s + chunk], nodes, distance).argmin(dim=1) for s in range(0, points.shape[0], chunk)]
+        parts = [
+            distances_torch(points[s : s + chunk], nodes, distance).argmin(dim=1)
+            for s in range(0, points.shape[0], chunk)
+        ]
         return torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64, device=nodes.device)
-    parts = [distances_np(points[s : s + chunk], nodes, distance).argmin(axis=1) for s in range(0, points.shape[0], chunk)]
+    parts = [
+        distances_np(points[s : s + chunk], nodes, distance).argmin(axis=1)
+        for s in range(0, points.shape[0], chunk)
+    ]
     return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
 
 
@@ -222,7 +230,9 @@ class KDTreeIndex:
         e = np.abs(points[..., 1] - nodes[..., 1])
         return d + e if self.distance == "l1" else d * d + e * e
 
-    def _nearest_dirty_brute(self, points: np.ndarray, dirty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _nearest_dirty_brute(
+        self, points: np.ndarray, dirty: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Distance to, and index of, the nearest dirty node (lowest index on ties)."""
         pos_dirty = self.positions[dirty]
         out_d = np.empty(points.shape[0])
@@ -242,11 +252,15 @@ class KDTreeIndex:
             out_d[s : s + chunk], out_j[s : s + chunk] = d_min, j
         return out_d, out_j
 
-    def _nearest_dirty_tree(self, points: np.ndarray, dirty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _nearest_dirty_tree(
+        self, points: np.ndarray, dirty: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The same answer through a KD-tree of the dirty nodes (many dirty nodes)."""
         pos_dirty = self.positions[dirty]
         k = min(_TIE_NEIGHBOURS, dirty.size)
-        _, leaf = cKDTree(pos_dirty, balanced_tree=False, compact_nodes=False).query(points, k=k, p=self._p)
+        _, leaf = cKDTree(pos_dirty, balanced_tree=False, compact_nodes=False).query(
+            points, k=k, p=self._p
+        )
         leaf = leaf.reshape(points.shape[0], k)
         d = self._row_distance(points[:, None, :], pos_dirty[leaf])
         d_min = d.min(axis=1)
@@ -274,7 +288,9 @@ class KDTreeIndex:
         rows = np.arange(points.shape[0])
         found = clean[rows, first]
         best = np.where(found, cand[rows, first], -1)
-        best_d = np.where(found, self._row_distance(points, self._snapshot[leaf[rows, first]]), np.inf)
+        best_d = np.where(
+            found, self._row_distance(points, self._snapshot[leaf[rows, first]]), np.inf
+        )
         lower = self._row_distance(points, self._snapshot[leaf[:, 0]])
         return best, best_d, lower
 

@@ -36,10 +36,10 @@ from matplotlib.ticker import NullLocator
 from PIL import Image
 
 import densities
-
-from .atomic import atomic_path
-from .config import RunConfig
-from .explain import (
+from toylab.config import RunConfig
+from toylab.fitting.methods import METHODS, SplitAndPrune
+from toylab.store.atomic import atomic_path, write_with
+from toylab.viz.explain.record import (
     GIF_FILE,
     GRID,
     STILL_END,
@@ -49,9 +49,7 @@ from .explain import (
     MethodView,
     owner_labels,
     region_boundaries,
-    write_png,
 )
-from .methods import METHODS, SplitAndPrune
 
 DPI = 100
 PANEL_IN = 4.4
@@ -102,40 +100,104 @@ class Drawer:
         self.panels: list[dict[str, Any]] = []
         for n, name in enumerate(self.methods):
             x0 = left0 + n * (PANEL_IN + GAP_IN)
-            ax = self.fig.add_axes((x0 / width, bottom / height, PANEL_IN / width, PANEL_IN / height))
+            ax = self.fig.add_axes(
+                (x0 / width, bottom / height, PANEL_IN / width, PANEL_IN / height)
+            )
             ax.set_xlim(-1, 1)
             ax.set_ylim(-1, 1)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_aspect("equal")
-            ax.imshow(q, cmap="Greys", vmin=0.0, vmax=float(q.max()) / 0.55, extent=(-1, 1, -1, 1),
-                      origin="upper", interpolation="nearest", zorder=0)
-            edges = ax.imshow(self.edge_rgba, extent=(-1, 1, -1, 1), origin="upper",
-                              interpolation="nearest", zorder=1)
+            ax.imshow(
+                q,
+                cmap="Greys",
+                vmin=0.0,
+                vmax=float(q.max()) / 0.55,
+                extent=(-1, 1, -1, 1),
+                origin="upper",
+                interpolation="nearest",
+                zorder=0,
+            )
+            edges = ax.imshow(
+                self.edge_rgba,
+                extent=(-1, 1, -1, 1),
+                origin="upper",
+                interpolation="nearest",
+                zorder=1,
+            )
             links = LineCollection([], colors=POINT_RGB, linewidths=1.0, alpha=0.75, zorder=2)
             ax.add_collection(links)
-            points = ax.scatter([], [], s=16, c=POINT_RGB, edgecolors="white", linewidths=0.5, zorder=3)
-            nodes = ax.scatter(np.zeros(1), np.zeros(1), c=np.ones(1), s=[40], cmap=SHARE_CMAP, norm=SHARE_NORM,
-                               edgecolors="black", linewidths=0.7, zorder=4)
+            points = ax.scatter(
+                [], [], s=16, c=POINT_RGB, edgecolors="white", linewidths=0.5, zorder=3
+            )
+            nodes = ax.scatter(
+                np.zeros(1),
+                np.zeros(1),
+                c=np.ones(1),
+                s=[40],
+                cmap=SHARE_CMAP,
+                norm=SHARE_NORM,
+                edgecolors="black",
+                linewidths=0.7,
+                zorder=4,
+            )
             dead = ax.scatter([], [], marker="x", s=70, c=DEAD_RGB, linewidths=2.2, zorder=5)
             title = getattr(METHODS.get(name), "title", name)
             ax.set_title(f"{name}: {title}", loc="left", fontsize=14, fontweight="bold", pad=6)
             kl_text = ax.set_title("", loc="right", fontsize=13, pad=6)
-            caption = self.fig.text(x0 / width, (bottom - 0.1) / height, "", ha="left", va="top",
-                                    fontsize=11, linespacing=1.35)
-            self.panels.append({"ax": ax, "edges": edges, "links": links, "points": points, "nodes": nodes,
-                                "dead": dead, "kl": kl_text, "caption": caption, "events": []})
+            caption = self.fig.text(
+                x0 / width,
+                (bottom - 0.1) / height,
+                "",
+                ha="left",
+                va="top",
+                fontsize=11,
+                linespacing=1.35,
+            )
+            self.panels.append(
+                {
+                    "ax": ax,
+                    "edges": edges,
+                    "links": links,
+                    "points": points,
+                    "nodes": nodes,
+                    "dead": dead,
+                    "kl": kl_text,
+                    "caption": caption,
+                    "events": [],
+                }
+            )
         left, right = MARGIN_IN / width, 1 - MARGIN_IN / width
-        self.step_text = self.fig.text(left, 1 - 0.16 / height, "", ha="left", va="top", fontsize=18,
-                                       fontweight="bold")
-        self.fig.text(right, 1 - 0.2 / height,
-                      f"target {density.name}  ·  K = {config.nodes} nodes  ·  batch {config.batch}  ·  "
-                      f"{config.distance.upper()} distance", ha="right", va="top", fontsize=12)
-        self.fig.text(left, 1 - 0.56 / height, "Each step: every data point pulls its nearest node toward it.",
-                      ha="left", va="top", fontsize=11, color="#333333")
-        self.fig.text(right, 1 - 0.56 / height,
-                      f"KL to the target (lower is better)  ·  K real samples: {real_kl:.2f}",
-                      ha="right", va="top", fontsize=11, color="#333333")
+        self.step_text = self.fig.text(
+            left, 1 - 0.16 / height, "", ha="left", va="top", fontsize=18, fontweight="bold"
+        )
+        self.fig.text(
+            right,
+            1 - 0.2 / height,
+            f"target {density.name}  ·  K = {config.nodes} nodes  ·  batch {config.batch}  ·  "
+            f"{config.distance.upper()} distance",
+            ha="right",
+            va="top",
+            fontsize=12,
+        )
+        self.fig.text(
+            left,
+            1 - 0.56 / height,
+            "Each step: every data point pulls its nearest node toward it.",
+            ha="left",
+            va="top",
+            fontsize=11,
+            color="#333333",
+        )
+        self.fig.text(
+            right,
+            1 - 0.56 / height,
+            f"KL to the target (lower is better)  ·  K real samples: {real_kl:.2f}",
+            ha="right",
+            va="top",
+            fontsize=11,
+            color="#333333",
+        )
         self._legend(width, height)
         self._background: Any = None
         for artist in self._dynamic():
@@ -144,26 +206,64 @@ class Drawer:
 
     def _legend(self, width: float, height: float) -> None:
         w = self.window
-        cax = self.fig.add_axes(((MARGIN_IN + 0.1) / width, 0.42 / height, 4.2 / width, 0.14 / height))
+        cax = self.fig.add_axes(
+            ((MARGIN_IN + 0.1) / width, 0.42 / height, 4.2 / width, 0.14 / height)
+        )
         bar = self.fig.colorbar(
             _mappable(), cax=cax, orientation="horizontal", ticks=[0.25, 0.5, 1, 2, 4]
         )
-        bar.ax.set_xticklabels(["≤ ¼/K", "½/K prune", "1/K fair", "2/K split", "≥ 4/K"], fontsize=10)
+        bar.ax.set_xticklabels(
+            ["≤ ¼/K", "½/K prune", "1/K fair", "2/K split", "≥ 4/K"], fontsize=10
+        )
         bar.ax.xaxis.set_minor_locator(NullLocator())
         bar.ax.tick_params(length=3)
-        cax.set_title(f"node colour and size: share of matches over the last {w} steps",
-                      fontsize=10.5, loc="left", pad=4)
+        cax.set_title(
+            f"node colour and size: share of matches over the last {w} steps",
+            fontsize=10.5,
+            loc="left",
+            pad=4,
+        )
         handles = [
-            Line2D([], [], ls="none", marker="x", ms=9, mew=2.2, color=DEAD_RGB,
-                   label=f"dead node: no match in the last {w} steps"),
-            Line2D([], [], color=POINT_RGB, marker="o", ms=5, mec="white",
-                   label="data point of this step, linked to its node"),
-            Line2D([], [], color=EVENT_RGB, lw=2.5, marker=">", ms=8,
-                   label="split: node copied into the pruned slot (○ = old spot)"),
+            Line2D(
+                [],
+                [],
+                ls="none",
+                marker="x",
+                ms=9,
+                mew=2.2,
+                color=DEAD_RGB,
+                label=f"dead node: no match in the last {w} steps",
+            ),
+            Line2D(
+                [],
+                [],
+                color=POINT_RGB,
+                marker="o",
+                ms=5,
+                mec="white",
+                label="data point of this step, linked to its node",
+            ),
+            Line2D(
+                [],
+                [],
+                color=EVENT_RGB,
+                lw=2.5,
+                marker=">",
+                ms=8,
+                label="split: node copied into the pruned slot (○ = old spot)",
+            ),
             Line2D([], [], color=EDGE_RGBA[:3], lw=1.2, label="border of the region a node wins"),
         ]
-        self.fig.legend(handles=handles, loc="lower right", bbox_to_anchor=(1 - MARGIN_IN / width, 0.06 / height),
-                        fontsize=10, frameon=False, ncol=1, handlelength=2.2, borderaxespad=0.2)
+        self.fig.legend(
+            handles=handles,
+            loc="lower right",
+            bbox_to_anchor=(1 - MARGIN_IN / width, 0.06 / height),
+            fontsize=10,
+            frameon=False,
+            ncol=1,
+            handlelength=2.2,
+            borderaxespad=0.2,
+        )
 
     def render(self, frame: FrameView) -> tuple[np.ndarray, dict[str, dict[str, int]]]:
         """Draw one frame: (H, W, 3) uint8 RGB, and per method the split arrows and dead
@@ -191,10 +291,21 @@ class Drawer:
         """The artists a frame changes, in drawing order."""
         out: list[Any] = [self.step_text]
         for p in self.panels:
-            out += [p["edges"], p["links"], p["points"], p["nodes"], p["dead"], *p["events"], p["kl"], p["caption"]]
+            out += [
+                p["edges"],
+                p["links"],
+                p["points"],
+                p["nodes"],
+                p["dead"],
+                *p["events"],
+                p["kl"],
+                p["caption"],
+            ]
         return out
 
-    def _draw_method(self, panel: dict[str, Any], name: str, frame: FrameView, v: MethodView) -> dict[str, int]:
+    def _draw_method(
+        self, panel: dict[str, Any], name: str, frame: FrameView, v: MethodView
+    ) -> dict[str, int]:
         pos = v.positions
         edge = region_boundaries(owner_labels(pos, GRID, self.config.distance))
         self.edge_rgba[...] = 0
@@ -226,33 +337,73 @@ class Drawer:
         artists = []
         for e in v.splits[:MAX_ARROWS]:
             src, dst = np.array(e.split_from), np.array(e.pruned_old)
-            artists.append(ax.scatter(*dst, s=130, facecolors="none", edgecolors=EVENT_RGB, linewidths=2.0,
-                                      linestyles="--", zorder=6))
-            artists.append(ax.scatter(*src, s=190, facecolors="none", edgecolors=EVENT_RGB, linewidths=2.4,
-                                      zorder=6))
+            artists.append(
+                ax.scatter(
+                    *dst,
+                    s=130,
+                    facecolors="none",
+                    edgecolors=EVENT_RGB,
+                    linewidths=2.0,
+                    linestyles="--",
+                    zorder=6,
+                )
+            )
+            artists.append(
+                ax.scatter(
+                    *src, s=190, facecolors="none", edgecolors=EVENT_RGB, linewidths=2.4, zorder=6
+                )
+            )
             if np.abs(src - dst).sum() > 1e-9:
-                artists.append(ax.annotate(
-                    "", xy=dst, xytext=src, zorder=7,
-                    arrowprops={"arrowstyle": "-|>,head_length=0.7,head_width=0.35", "color": EVENT_RGB,
-                                "lw": 2.4, "shrinkA": 7, "shrinkB": 6,
-                                "path_effects": [patheffects.withStroke(linewidth=4, foreground="white")]},
-                ))
+                artists.append(
+                    ax.annotate(
+                        "",
+                        xy=dst,
+                        xytext=src,
+                        zorder=7,
+                        arrowprops={
+                            "arrowstyle": "-|>,head_length=0.7,head_width=0.35",
+                            "color": EVENT_RGB,
+                            "lw": 2.4,
+                            "shrinkA": 7,
+                            "shrinkB": 6,
+                            "path_effects": [
+                                patheffects.withStroke(linewidth=4, foreground="white")
+                            ],
+                        },
+                    )
+                )
             for label, at, off in ((str(e.split), src, (7, 7)), (str(e.pruned), dst, (7, -13))):
-                artists.append(ax.annotate(label, xy=at, xytext=off, textcoords="offset points", fontsize=10,
-                                           fontweight="bold", color=EVENT_RGB, zorder=8, path_effects=_OUTLINE))
+                artists.append(
+                    ax.annotate(
+                        label,
+                        xy=at,
+                        xytext=off,
+                        textcoords="offset points",
+                        fontsize=10,
+                        fontweight="bold",
+                        color=EVENT_RGB,
+                        zorder=8,
+                        path_effects=_OUTLINE,
+                    )
+                )
         return artists
 
     def _caption(self, name: str, frame: FrameView, v: MethodView) -> str:
         k = self.config.nodes
         if frame.step == 0:
-            start = (f"Start: {k} nodes uniform in the square, the same for every method." if v.shared_start
-                     else f"Start: {k} nodes from this method's own initialisation"
-                     + (" (k-means++ on a sample of the target)." if name == "kmeans" else "."))
+            start = (
+                f"Start: {k} nodes uniform in the square, the same for every method."
+                if v.shared_start
+                else f"Start: {k} nodes from this method's own initialisation"
+                + (" (k-means++ on a sample of the target)." if name == "kmeans" else ".")
+            )
             text = f"{start} Lines: the region each node wins ({self.config.distance.upper()})."
             return textwrap.fill(text, self.chars)
         span = "" if frame.first_step == frame.step else " since the last frame"
-        parts = [f"{v.points_seen} points matched {v.moved} node{'s' if v.moved != 1 else ''}{span}; "
-                 "each moved toward its points."]
+        parts = [
+            f"{v.points_seen} points matched {v.moved} node{'s' if v.moved != 1 else ''}{span}; "
+            "each moved toward its points."
+        ]
         dead = int(v.dead.sum())
         if v.splits:
             if len(v.splits) == 1:
@@ -321,14 +472,18 @@ def build_palette(samples: list[np.ndarray]) -> tuple[Image.Image, list[int]]:
 
 def to_palette(rgb: np.ndarray, palette: Image.Image) -> np.ndarray:
     """(H, W) palette indices of an RGB frame: nearest colour, no dithering, never 255."""
-    idx = np.asarray(Image.fromarray(rgb, "RGB").quantize(palette=palette, dither=Image.Dither.NONE))
+    idx = np.asarray(
+        Image.fromarray(rgb, "RGB").quantize(palette=palette, dither=Image.Dither.NONE)
+    )
     return np.where(idx == TRANSPARENT, TRANSPARENT - 1, idx).astype(np.uint8)
 
 
 def still_indices(frames: list[FrameView]) -> dict[int, str]:
     """Frame index -> still file: the start, the first frame with a split, the end."""
     out = {0: STILL_START}
-    first_split = next((i for i, f in enumerate(frames) if any(v.splits for v in f.methods.values())), None)
+    first_split = next(
+        (i for i, f in enumerate(frames) if any(v.splits for v in f.methods.values())), None
+    )
     if first_split is not None:
         out[first_split] = STILL_SPLIT
     out[len(frames) - 1] = STILL_END
@@ -357,7 +512,9 @@ def write_outputs(
     durations[-1] += hold_last_ms
 
     def images() -> Any:
-        bar = tqdm(frames, desc="drawing", unit="frame", file=sys.stderr, disable=not progress, leave=False)
+        bar = tqdm(
+            frames, desc="drawing", unit="frame", file=sys.stderr, disable=not progress, leave=False
+        )
         previous = None
         with bar:
             for i, frame in enumerate(bar):
@@ -378,6 +535,21 @@ def write_outputs(
     it = images()
     first = next(it)
     with atomic_path(gif_path) as tmp:
-        first.save(tmp, format="GIF", save_all=True, append_images=it, loop=0, duration=durations,
-                   optimize=False, disposal=1, transparency=TRANSPARENT)
+        first.save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=it,
+            loop=0,
+            duration=durations,
+            optimize=False,
+            disposal=1,
+            transparency=TRANSPARENT,
+        )
     return gif_path, still_paths, drawn
+
+
+def write_png(path: Path, rgb: np.ndarray) -> Path:
+    """An RGB array as a PNG, atomically."""
+    img = Image.fromarray(rgb, "RGB")
+    return write_with(path, lambda tmp: img.save(tmp, format="PNG", optimize=True))

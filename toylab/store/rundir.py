@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .atomic import write_json, write_text, write_with
-from .config import RunConfig
-from .errors import ToylabError
-from .frames import FRAMES_FILE, Frames
-from .metrics import METRIC_NAMES
+from toylab.config import RunConfig
+from toylab.errors import ToylabError
+from toylab.metrics import METRIC_NAMES
+from toylab.store.atomic import write_json, write_text, write_with
+from toylab.store.frames import FRAMES_FILE, Frames
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -50,7 +50,9 @@ def is_run_dir(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file()
 
 
-def check_new_out(out: Path, force: bool, owned: Callable[[Path], bool] = is_run_dir, kind: str = "toylab run") -> None:
+def check_new_out(
+    out: Path, force: bool, owned: Callable[[Path], bool] = is_run_dir, kind: str = "toylab run"
+) -> None:
     """Refuse an --out that is a file, or a non-empty directory without --force; and never
     replace a non-empty directory that `owned` does not recognise, even with --force."""
     if out.exists() and not out.is_dir():
@@ -60,7 +62,9 @@ def check_new_out(out: Path, force: bool, owned: Callable[[Path], bool] = is_run
             hint = f" or use --resume {out}" if owned is is_run_dir else ""
             raise ToylabError(f"--out {out} is not empty; add --force to replace it{hint}")
         if not owned(out):
-            raise ToylabError(f"--out {out} is not empty and is not a {kind}; refusing to replace it")
+            raise ToylabError(
+                f"--out {out} is not empty and is not a {kind}; refusing to replace it"
+            )
 
 
 def claim_out(out: Path, force: bool, owned: Callable[[Path], bool] = is_run_dir) -> None:
@@ -100,7 +104,9 @@ def kl_csv_text(rows: list[dict[str, Any]]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["step", "target", "method", *METRIC_NAMES])
     for r in rows:
-        writer.writerow([r["step"], r["target"], r["method"], *(f"{r[k]:.6g}" for k in METRIC_NAMES)])
+        writer.writerow(
+            [r["step"], r["target"], r["method"], *(f"{r[k]:.6g}" for k in METRIC_NAMES)]
+        )
     return buf.getvalue()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optim import group_by_node
+from toylab.fitting.optim import group_by_node
 
 try:
     from numba import njit
@@ -23,7 +23,9 @@ def _jit(fn):
 
 
 @_jit
-def _seed_centres(sample: np.ndarray, k: int, rng: np.random.Generator, l1: bool, centres: np.ndarray) -> None:
+def _seed_centres(
+    sample: np.ndarray, k: int, rng: np.random.Generator, l1: bool, centres: np.ndarray
+) -> None:
     """k-means++ in two passes over the sample per centre: update each point's squared
     distance to its nearest centre (and their total), then walk the running sum to the draw."""
     n = sample.shape[0]
@@ -53,7 +55,9 @@ def _seed_centres(sample: np.ndarray, k: int, rng: np.random.Generator, l1: bool
                 break
 
 
-def kmeans_plus_plus(sample: np.ndarray, k: int, rng: np.random.Generator, distance: str = "l2") -> np.ndarray:
+def kmeans_plus_plus(
+    sample: np.ndarray, k: int, rng: np.random.Generator, distance: str = "l2"
+) -> np.ndarray:
     """k centres from `sample` by k-means++: each next centre drawn with probability
     proportional to its squared distance (L1 or L2) to the nearest centre chosen so far."""
     n = sample.shape[0]

@@ -20,21 +20,18 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import densities
-
-from . import rundir, streams
-from .atomic import write_json, write_with
-from .config import RunConfig
-from .errors import ToylabError
-from .metrics import evaluate
-from .nearest import brute_force_nearest
-from .run import Run, build_targets
+from toylab import streams
+from toylab.config import RunConfig
+from toylab.fitting.nearest import brute_force_nearest
+from toylab.metrics import evaluate
+from toylab.run import Run
 
 MAX_NODES = 512
 """Largest K the teaching view accepts: every frame labels GRID^2 pixels against all K nodes."""
@@ -193,9 +190,12 @@ class _Recorder:
             counts_before = None if counts is None else np.asarray(counts, dtype=np.float64).copy()
             result = original(points)
             self.last[name] = {
-                "points": np.asarray(points.cpu() if hasattr(points, "cpu") else points, dtype=np.float64),
+                "points": np.asarray(
+                    points.cpu() if hasattr(points, "cpu") else points, dtype=np.float64
+                ),
                 "matched": np.asarray(
-                    result.matched.cpu() if hasattr(result.matched, "cpu") else result.matched, dtype=np.int64
+                    result.matched.cpu() if hasattr(result.matched, "cpu") else result.matched,
+                    dtype=np.int64,
                 ),
                 "splits": [(int(i), int(j)) for i, j in result.splits],
                 "before": before,
@@ -237,7 +237,9 @@ def _split_events(
         if sj < prune_ratio:
             why.append(f"slot {j}'s share {_share_text(sj, prune_ratio)}/K < {prune_ratio:g}/K")
         events.append(
-            SplitEvent(step, i, j, tuple(pos[i]), tuple(pos[j]), float(si), float(sj), "; ".join(why))
+            SplitEvent(
+                step, i, j, tuple(pos[i]), tuple(pos[j]), float(si), float(sj), "; ".join(why)
+            )
         )
         pos[j] = pos[i]
         counts[i] = counts[j] = counts[i] / 2
@@ -292,7 +294,9 @@ def simulate(
     k = config.nodes
     init = streams.initial_nodes(config.seed, k)
     windows = {name: _ShareWindow(k, window) for name in run.methods}
-    pending: dict[str, dict[str, Any]] = {name: {"splits": [], "nodes": set(), "points": 0} for name in run.methods}
+    pending: dict[str, dict[str, Any]] = {
+        name: {"splits": [], "nodes": set(), "points": 0} for name in run.methods
+    }
     frame_steps = set(range(0, config.steps + 1, every)) | {config.steps}
     frames: list[FrameView] = []
     last_frame = {"step": 0}
@@ -320,7 +324,14 @@ def simulate(
 
     # Frame 0 is taken just before the first step: after begin_target (k-means seeds there).
     recorder = _Recorder(run, lambda: view(0, np.empty((0, 2))))
-    bar = tqdm(total=config.steps, desc="fitting", unit="step", file=sys.stderr, disable=not progress, leave=False)
+    bar = tqdm(
+        total=config.steps,
+        desc="fitting",
+        unit="step",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    )
 
     def on_step(r: Run) -> None:
         step = r.step
@@ -341,154 +352,3 @@ def simulate(
         run.advance(on_step=on_step)
     real_kl = float(run.real.get(0, {}).get("kl", float("nan")))
     return frames, real_kl
-
-
-# --------------------------------------------------------------------------- output dir
-
-
-def _is_explain_dir(path: Path) -> bool:
-    return (path / SUMMARY_FILE).is_file() or (path / GIF_FILE).is_file()
-
-
-def check_out(out: Path, force: bool) -> None:
-    """The run directory's rules, for an earlier `toylab explain` output."""
-    rundir.check_new_out(out, force, _is_explain_dir, "toylab explain output")
-
-
-def claim_out(out: Path, force: bool) -> None:
-    """Create --out, emptying an earlier explain output under --force."""
-    rundir.claim_out(out, force, _is_explain_dir)
-
-
-# --------------------------------------------------------------------------- the command
-
-
-def make_config(
-    target: str,
-    nodes: int,
-    methods: Sequence[str],
-    steps: int,
-    batch: int,
-    seed: int,
-    distance: str = "l1",
-    bins: int | None = None,
-    target_options: dict[str, Any] | None = None,
-) -> RunConfig:
-    """The RunConfig of an explain run (validated; K limited to MAX_NODES)."""
-    if "," in str(target):
-        raise ToylabError(f"explain shows one target at a time, got {target!r}")
-    if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes > MAX_NODES:
-        raise ToylabError(
-            f"--nodes {nodes} is too many for the teaching view (at most {MAX_NODES}); "
-            f"use `toylab run --nodes {nodes}` for large K"
-        )
-    cfg = RunConfig(
-        targets=[target],
-        target_options=dict(target_options or {}),
-        bins=RunConfig().bins if bins is None else bins,
-        nodes=nodes,
-        methods=list(methods),
-        steps=steps,
-        batch=batch,
-        distance=distance,
-        seed=seed,
-        frames=0,  # the explain view records its own frames
-    )
-    return cfg.validate()
-
-
-def explain(
-    target: str = DEFAULT_TARGET,
-    nodes: int = DEFAULT_NODES,
-    methods: Sequence[str] = ("gd", "sp"),
-    steps: int = DEFAULT_STEPS,
-    batch: int = 10,
-    seed: int = 0,
-    out: Path | None = None,
-    *,
-    force: bool = False,
-    fps: int = DEFAULT_FPS,
-    window: int | None = None,
-    every: int | None = None,
-    distance: str = "l1",
-    bins: int | None = None,
-    target_options: dict[str, Any] | None = None,
-    progress: bool = False,
-) -> ExplainResult:
-    """Fit, draw and write explain.gif, the stills and explain.json into `out`.
-
-    Every argument is checked (ToylabError / DensityError) before anything is written.
-    """
-    from . import explain_draw, gif
-
-    t0 = time.perf_counter()
-    config = make_config(target, nodes, methods, steps, batch, seed, distance, bins, target_options)
-    fps = gif.check_fps(fps)
-    window = dead_window(nodes, batch) if window is None else window
-    every = default_every(steps) if every is None else every
-    for flag, value in (("window", window), ("every", every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ToylabError(f"--{flag} must be an integer >= 1, got {value!r}")
-    targets = build_targets(config)
-    out = Path(out) if out is not None else default_out(target)
-    check_out(out, force)
-
-    frames, real_kl = simulate(config, window, every, targets, progress)
-    drawer = explain_draw.Drawer(config, targets[0], window, real_kl)
-    claim_out(out, force)
-    gif_path, stills, drawn = explain_draw.write_outputs(drawer, frames, out, fps, HOLD_LAST_MS, progress)
-    names = list(config.methods)
-    result = ExplainResult(
-        out=out,
-        gif=gif_path,
-        stills=stills,
-        window=window,
-        every=every,
-        frame_steps=[f.step for f in frames],
-        splits_per_frame={n: [d[n]["splits"] for d in drawn] for n in names},
-        dead_per_frame={n: [d[n]["dead"] for d in drawn] for n in names},
-        kl={n: [f.methods[n].kl for f in frames] for n in names},
-        real_kl=real_kl,
-        seconds=round(time.perf_counter() - t0, 3),
-    )
-    write_json(out / SUMMARY_FILE, summary_payload(result, config, fps, frames))
-    return result
-
-
-def summary_payload(result: ExplainResult, config: RunConfig, fps: int, frames: list[FrameView]) -> dict[str, Any]:
-    """explain.json: the settings and, per frame, the KL, dead count and split events."""
-    return {
-        "config": config.to_dict(),
-        "window": result.window,
-        "every": result.every,
-        "fps": fps,
-        "real_samples_kl": result.real_kl,
-        "files": [p.name for p in [result.gif, *result.stills]],
-        "frames": [
-            {
-                "step": f.step,
-                "methods": {
-                    name: {
-                        "kl": v.kl,
-                        "dead": int(v.dead.sum()),
-                        "moved": v.moved,
-                        "splits": [
-                            {k: val for k, val in asdict(e).items() if k in ("step", "split", "pruned", "reason")}
-                            for e in v.splits
-                        ],
-                    }
-                    for name, v in f.methods.items()
-                },
-            }
-            for f in frames
-        ],
-        "seconds": result.seconds,
-    }
-
-
-def write_png(path: Path, rgb: np.ndarray) -> Path:
-    """An RGB array as a PNG, atomically."""
-    from PIL import Image
-
-    img = Image.fromarray(rgb, "RGB")
-    return write_with(path, lambda tmp: img.save(tmp, format="PNG", optimize=True))

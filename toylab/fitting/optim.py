@@ -86,7 +86,12 @@ class SGD:
         a = 2.0 * self.lr
         pos = self.positions
         if _sgd_in_order is not None and isinstance(pos, np.ndarray):
-            _sgd_in_order(pos, np.ascontiguousarray(points, dtype=np.float64), np.ascontiguousarray(idx, dtype=np.int64), a)
+            _sgd_in_order(
+                pos,
+                np.ascontiguousarray(points, dtype=np.float64),
+                np.ascontiguousarray(idx, dtype=np.int64),
+                a,
+            )
             return idx
         if _all_distinct(idx):  # the common case at small batch: one point per node
             pos[idx] = pos[idx] * (1.0 - a) + points * a
@@ -95,10 +100,15 @@ class SGD:
         keep = 1.0 - a
         if isinstance(idx, torch.Tensor):
             m = sizes[group]
-            weights = a * torch.pow(torch.tensor(keep, dtype=points.dtype, device=points.device), (m - rank).to(points.dtype))
+            weights = a * torch.pow(
+                torch.tensor(keep, dtype=points.dtype, device=points.device),
+                (m - rank).to(points.dtype),
+            )
             pulled = torch.zeros(nodes.shape[0], 2, dtype=points.dtype, device=points.device)
             pulled.index_add_(0, group, points[order] * weights[:, None])
-            decay = torch.pow(torch.tensor(keep, dtype=points.dtype, device=points.device), sizes.to(points.dtype))
+            decay = torch.pow(
+                torch.tensor(keep, dtype=points.dtype, device=points.device), sizes.to(points.dtype)
+            )
         else:
             weights = a * keep ** (sizes[group] - rank).astype(np.float64)
             pulled = np.zeros((nodes.shape[0], 2))
@@ -122,7 +132,9 @@ class Adam:
 
     name = "adam"
 
-    def __init__(self, positions, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(
+        self, positions, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+    ):
         self.positions = positions
         self.lr = float(lr)
         self.betas = betas
@@ -166,13 +178,22 @@ class Adam:
         self.steps[dst] = self.steps[src]
 
     def state_dict(self) -> dict:
-        return {k: torch.as_tensor(v).cpu().clone() for k, v in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq), ("steps", self.steps))}
+        return {
+            k: torch.as_tensor(v).cpu().clone()
+            for k, v in (
+                ("exp_avg", self.exp_avg),
+                ("exp_avg_sq", self.exp_avg_sq),
+                ("steps", self.steps),
+            )
+        }
 
     def load_state_dict(self, state: dict) -> None:
         for key in ("exp_avg", "exp_avg_sq", "steps"):
             target = getattr(self, key)
             value = state[key]
-            target[...] = value.to(target.device) if isinstance(target, torch.Tensor) else value.numpy()
+            target[...] = (
+                value.to(target.device) if isinstance(target, torch.Tensor) else value.numpy()
+            )
 
 
 def make_optimizer(name: str, positions, lr: float | None) -> SGD | Adam:

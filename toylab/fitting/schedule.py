@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from .errors import ToylabError
+from toylab.errors import ToylabError
 
 SCHEDULES = ("linear", "geometric", "cosine")
 # Chosen on spiral (K = 10^3 and 10^4, 10^4 steps of 10 points) among linear, geometric and
@@ -31,7 +31,9 @@ def check_schedule(shape: str, start: float, end: float) -> None:
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ToylabError(f"{flag} must be a finite number >= 0, got {value!r}")
     if end < start:
-        raise ToylabError(f"--beta-end {end} is below --beta-start {start}; an annealing schedule needs end >= start")
+        raise ToylabError(
+            f"--beta-end {end} is below --beta-start {start}; an annealing schedule needs end >= start"
+        )
     if shape == "geometric" and start <= 0:
         raise ToylabError(f"--beta-schedule geometric needs --beta-start > 0, got {start}")
 

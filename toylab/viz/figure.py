@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 
 import densities
-
-from . import render, streams
-from .atomic import write_text, write_with
-from .config import RunConfig
-from .errors import ToylabError
-from .metrics import node_histogram
-from .run import Run
+from toylab import streams
+from toylab.config import RunConfig
+from toylab.errors import ToylabError
+from toylab.metrics import node_histogram
+from toylab.run import Run
+from toylab.store.atomic import write_text, write_with
+from toylab.viz import render
 
 FIGURE_TARGETS = ("spiral", "blur_circles", "qr", "words")
 TITLES = {"spiral": "spiral", "blur_circles": "blur circles", "qr": "QR code", "words": "words"}
@@ -39,7 +39,11 @@ PAPER_KL = {
 }
 # File names of the paper's target images in the reference package (blur circles is drawn
 # procedurally there too, so our procedural one stands in for it).
-PAPER_IMAGES = {"spiral": ("sprial.png", "spiral.png"), "qr": ("QR_code.png",), "words": ("words.png",)}
+PAPER_IMAGES = {
+    "spiral": ("sprial.png", "spiral.png"),
+    "qr": ("QR_code.png",),
+    "words": ("words.png",),
+}
 NOTE = (
     "Our targets are procedural (a two-armed tapering spiral, a real QR code, text in Pillow's "
     "font, our own blur circles), not the paper's images, so the numbers compare in kind, not "
@@ -94,7 +98,9 @@ def paper_image_targets(directory: Path, bins: int) -> dict[str, densities.Densi
     return out
 
 
-def build_figure_targets(bins: int, target_options: dict[str, Any], paper_images: Path | None) -> list[densities.Density]:
+def build_figure_targets(
+    bins: int, target_options: dict[str, Any], paper_images: Path | None
+) -> list[densities.Density]:
     images = paper_image_targets(paper_images, bins) if paper_images is not None else {}
     return [
         images.get(name) or densities.get(name, bins, **densities.params_for(name, target_options))
@@ -119,16 +125,32 @@ def compute(
     cells: dict[tuple[str, str], Cell] = {}
     total = len(seeds) * len(targets) * config.steps
     done_seeds: list[int] = []
-    with tqdm(total=total, unit="step", file=sys.stderr, disable=quiet, dynamic_ncols=True, mininterval=0.25) as bar:
+    with tqdm(
+        total=total,
+        unit="step",
+        file=sys.stderr,
+        disable=quiet,
+        dynamic_ncols=True,
+        mininterval=0.25,
+    ) as bar:
         for seed in seeds:
             for density in targets:
                 bar.set_description(f"{density.name} seed {seed}")
-                cfg = RunConfig(**{**config.to_dict(), "targets": [density.name], "seed": seed, "frames": 0})
+                cfg = RunConfig(
+                    **{**config.to_dict(), "targets": [density.name], "seed": seed, "frames": 0}
+                )
                 run = Run(cfg, [density])
                 if not run.advance(should_stop, on_step=lambda r: bar.update(1)):
                     fitted = [t for t in targets if (t.name, "real") in cells]
-                    return FigureResult(fitted, list(config.methods), config.nodes, cells, done_seeds or [seed],
-                                        config.steps, complete=False)
+                    return FigureResult(
+                        fitted,
+                        list(config.methods),
+                        config.nodes,
+                        cells,
+                        done_seeds or [seed],
+                        config.steps,
+                        complete=False,
+                    )
                 result = run.results[0]
                 for m in cfg.methods:
                     cell = cells.setdefault((density.name, m), Cell())
@@ -147,8 +169,14 @@ def compute(
 
 
 def column_title(column: str) -> str:
-    return {"gd": "gradient descent", "sp": "Split-and-Prune", "soft": "soft selection",
-            "kmeans": "online k-means", "real": "real samples", "target": "target"}.get(column, column)
+    return {
+        "gd": "gradient descent",
+        "sp": "Split-and-Prune",
+        "soft": "soft selection",
+        "kmeans": "online k-means",
+        "real": "real samples",
+        "target": "target",
+    }.get(column, column)
 
 
 def draw(result: FigureResult, png: Path, pdf: Path) -> None:
@@ -160,7 +188,9 @@ def draw(result: FigureResult, png: Path, pdf: Path) -> None:
 
     columns = ["target", *result.methods, "real"]
     rows = len(result.targets)
-    fig, axes = plt.subplots(rows, len(columns), figsize=(2.2 * len(columns), 2.45 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, len(columns), figsize=(2.2 * len(columns), 2.45 * rows), squeeze=False
+    )
     for r, density in enumerate(result.targets):
         vmax = render.colour_vmax(density.array, result.nodes)
         for c, column in enumerate(columns):
@@ -176,7 +206,11 @@ def draw(result: FigureResult, png: Path, pdf: Path) -> None:
             ax.set_xlabel(label, fontsize=9)
             if r == 0:
                 ax.set_title(column_title(column), fontsize=10)
-    seeds = f"{len(result.seeds)} seeds, mean ± sd" if len(result.seeds) > 1 else f"seed {result.seeds[0]}"
+    seeds = (
+        f"{len(result.seeds)} seeds, mean ± sd"
+        if len(result.seeds) > 1
+        else f"seed {result.seeds[0]}"
+    )
     fig.suptitle(f"K = {result.nodes:,} nodes, {result.steps:,} steps, {seeds}", fontsize=10)
     fig.tight_layout()
     for path, fmt in ((png, "png"), (pdf, "pdf")):
@@ -190,15 +224,17 @@ def table_rows(result: FigureResult) -> list[dict[str, Any]]:
         for column in [*result.methods, "real"]:
             cell = result.cells[(density.name, column)]
             kls = np.array(cell.kls)
-            rows.append({
-                "target": density.name,
-                "column": column,
-                "kl_mean": float(kls.mean()),
-                "kl_sd": float(kls.std(ddof=1)) if kls.size > 1 else 0.0,
-                "stray_mean": float(np.mean(cell.stray)),
-                "seeds": len(kls),
-                "paper_kl": PAPER_KL.get(density.name, {}).get(column, math.nan),
-            })
+            rows.append(
+                {
+                    "target": density.name,
+                    "column": column,
+                    "kl_mean": float(kls.mean()),
+                    "kl_sd": float(kls.std(ddof=1)) if kls.size > 1 else 0.0,
+                    "stray_mean": float(np.mean(cell.stray)),
+                    "seeds": len(kls),
+                    "paper_kl": PAPER_KL.get(density.name, {}).get(column, math.nan),
+                }
+            )
     return rows
 
 
@@ -233,9 +269,16 @@ def write_tables(result: FigureResult, csv_path: Path, md_path: Path, paper_imag
     lines.append("| target | " + " | ".join(column_title(c) for c in columns) + " |")
     lines.append("|---|" + "---|" * len(columns))
     for density in result.targets:
-        lines.append(f"| {TITLES.get(density.name, density.name)} | "
-                     + " | ".join(f"{by_key[(density.name, c)]['stray_mean']:.0f}" for c in columns) + " |")
-    lines += ["", "Targets: the paper's own images (via the image target)." if paper_images else NOTE, ""]
+        lines.append(
+            f"| {TITLES.get(density.name, density.name)} | "
+            + " | ".join(f"{by_key[(density.name, c)]['stray_mean']:.0f}" for c in columns)
+            + " |"
+        )
+    lines += [
+        "",
+        "Targets: the paper's own images (via the image target)." if paper_images else NOTE,
+        "",
+    ]
     if not result.complete:
         lines += ["Interrupted (Ctrl-C): only the fits finished before it are shown.", ""]
     write_text(md_path, "\n".join(lines))

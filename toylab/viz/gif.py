@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import render
-from .atomic import atomic_path
-from .errors import ToylabError
-from .frames import Frames
+from toylab.errors import ToylabError
+from toylab.store.atomic import atomic_path
+from toylab.store.frames import Frames
+from toylab.viz import render
 
 DEFAULT_FPS = 20
 """GIF delays are whole 1/100 s, so fps should divide 100; 20 fps = 4.8 s per 96-frame target."""

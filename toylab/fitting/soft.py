@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .nearest import Scratch, distances_np, distances_torch
+from toylab.fitting.nearest import Scratch, distances_np, distances_torch
 
 _CHUNK_ELEMENTS = 1 << 21
 TRUNCATE = 46.0  # drop weights below e^-46 (1e-20) of the nearest node's
@@ -39,7 +39,14 @@ class SoftSelector:
         self.scratch = Scratch()
         self._mask = np.empty(0, dtype=bool)
 
-    def select(self, points, nodes, beta: float, rng: np.random.Generator, gen: torch.Generator | None = None):
+    def select(
+        self,
+        points,
+        nodes,
+        beta: float,
+        rng: np.random.Generator,
+        gen: torch.Generator | None = None,
+    ):
         """One node index per point, drawn with probability proportional to exp(-beta d)."""
         if isinstance(nodes, torch.Tensor):
             return self._select_torch(points, nodes, beta, gen)
@@ -66,7 +73,9 @@ class SoftSelector:
                 out[s : s + chunk] = self._draw_rejection(table, mask, u, rng)
         return out
 
-    def _draw_rejection(self, table: np.ndarray, mask: np.ndarray, u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _draw_rejection(
+        self, table: np.ndarray, mask: np.ndarray, u: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         """Rejection sampling while weights are broad: propose a node uniformly, accept it
         with probability exp(-beta (d - d_min)) (at most 1, so the draw is exact). Rows with
         no acceptance after a few rounds of proposals fall back to the dense inverse CDF."""
@@ -102,7 +111,9 @@ class SoftSelector:
         targets = u * block_cum[:, -1]
         out = np.empty(rows, dtype=np.int64)
         for r in range(rows):
-            b = min(int(np.searchsorted(block_cum[r], targets[r], side="right")), block_cum.shape[1] - 1)
+            b = min(
+                int(np.searchsorted(block_cum[r], targets[r], side="right")), block_cum.shape[1] - 1
+            )
             before = block_cum[r, b - 1] if b > 0 else 0.0
             inside = np.cumsum(table[r, b * _BLOCK : (b + 1) * _BLOCK])
             j = int(np.searchsorted(inside, targets[r] - before, side="right"))
@@ -131,7 +142,9 @@ class SoftSelector:
             d = distances_torch(points[s : s + chunk], nodes, self.distance)
             if self.distance == "l2":
                 d = d.sqrt_()
-            u = torch.rand(d.shape, generator=gen, device=d.device, dtype=d.dtype).clamp_(min=1e-300)
+            u = torch.rand(d.shape, generator=gen, device=d.device, dtype=d.dtype).clamp_(
+                min=1e-300
+            )
             gumbel = -torch.log(-torch.log(u))
             parts.append(torch.argmax(gumbel - beta * d, dim=1))
         return torch.cat(parts)

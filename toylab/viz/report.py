@@ -27,10 +27,10 @@ from typing import Any
 
 from matplotlib.ticker import LogFormatter
 
-from .atomic import write_text
-from .errors import ToylabError
-from .metrics import METRIC_NAMES
-from .rundir import CONFIG_FILE, FINAL_PNG, GIF_FILE, KL_FILE, METRICS_FILE, REPORT_FILE
+from toylab.errors import ToylabError
+from toylab.metrics import METRIC_NAMES
+from toylab.store.atomic import write_text
+from toylab.store.rundir import CONFIG_FILE, FINAL_PNG, GIF_FILE, KL_FILE, METRICS_FILE, REPORT_FILE
 
 INLINE_GIF_MAX = 4 * 1024 * 1024
 """A GIF up to this size is inlined; a larger one is referenced beside the report."""
@@ -67,7 +67,9 @@ def write_report_from_dir(out: str | Path) -> Path:
     return _write(out, metrics, read_kl_csv(out / KL_FILE), config)
 
 
-def _write(out: Path, metrics: dict[str, Any], rows: list[dict[str, Any]], config: dict[str, Any]) -> Path:
+def _write(
+    out: Path, metrics: dict[str, Any], rows: list[dict[str, Any]], config: dict[str, Any]
+) -> Path:
     return write_text(out / REPORT_FILE, render_report(out, metrics, rows, config))
 
 
@@ -85,8 +87,10 @@ def read_kl_csv(path: Path) -> list[dict[str, Any]]:
     rows = []
     with open(path, newline="", encoding="utf-8") as fh:
         for r in csv.DictReader(fh):
-            rows.append({"step": int(r["step"]), "target": r["target"], "method": r["method"]}
-                        | {k: float(r[k]) for k in METRIC_NAMES if k in r})
+            rows.append(
+                {"step": int(r["step"]), "target": r["target"], "method": r["method"]}
+                | {k: float(r[k]) for k in METRIC_NAMES if k in r}
+            )
     return rows
 
 
@@ -99,7 +103,10 @@ def run_status(metrics: dict[str, Any], args: dict[str, Any]) -> tuple[bool, str
     names = list(args.get("targets") or [])
     steps = args.get("steps")
     if targets and all(t.get("complete", True) for t in targets) and len(targets) >= len(names):
-        return True, f"Complete: {len(targets)} target{'s' if len(targets) != 1 else ''}, {steps} steps each."
+        return (
+            True,
+            f"Complete: {len(targets)} target{'s' if len(targets) != 1 else ''}, {steps} steps each.",
+        )
     if not targets:
         return False, "Interrupted before the first step: nothing was fitted yet."
     last = targets[-1]
@@ -107,7 +114,9 @@ def run_status(metrics: dict[str, Any], args: dict[str, Any]) -> tuple[bool, str
     if last.get("complete", True):
         where = f"after target {len(targets)}/{len(names)} ({last['target']})"
     else:
-        where = f"at step {done} of {steps} on target {len(targets)}/{len(names)} ({last['target']})"
+        where = (
+            f"at step {done} of {steps} on target {len(targets)}/{len(names)} ({last['target']})"
+        )
     return False, f"Interrupted {where}. These are the numbers of what was done."
 
 
@@ -125,7 +134,9 @@ class _PlainLogFormatter(LogFormatter):
         return f"{x:g}"
 
 
-def kl_curves_png(rows: list[dict[str, Any]], metrics: dict[str, Any], args: dict[str, Any]) -> bytes | None:
+def kl_curves_png(
+    rows: list[dict[str, Any]], metrics: dict[str, Any], args: dict[str, Any]
+) -> bytes | None:
     """PNG of KL over steps per method (log y), the real-samples KL per target, target switches."""
     if not rows:
         return None
@@ -133,7 +144,9 @@ def kl_curves_png(rows: list[dict[str, Any]], metrics: dict[str, Any], args: dic
     from matplotlib.figure import Figure
 
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    order = [m for m in args.get("methods", []) if m in methods] + [m for m in methods if m not in args.get("methods", [])]
+    order = [m for m in args.get("methods", []) if m in methods] + [
+        m for m in methods if m not in args.get("methods", [])
+    ]
     steps = int(args.get("steps") or max(r["step"] for r in rows) or 1)
     last = max(r["step"] for r in rows)
     fig = Figure(figsize=(9.5, 4.2), dpi=100, facecolor="white")
@@ -144,15 +157,29 @@ def kl_curves_png(rows: list[dict[str, Any]], metrics: dict[str, Any], args: dic
         pts = [(r["step"], r["kl"]) for r in rows if r["method"] == m and math.isfinite(r["kl"])]
         if pts:
             xs, ys = zip(*pts, strict=True)
-            ax.plot(xs, [max(y, 1e-6) for y in ys], color=colours[m], lw=1.8, label=m,
-                    marker="o" if len(pts) < 30 else None, ms=3)
+            ax.plot(
+                xs,
+                [max(y, 1e-6) for y in ys],
+                color=colours[m],
+                lw=1.8,
+                label=m,
+                marker="o" if len(pts) < 30 else None,
+                ms=3,
+            )
     targets = metrics.get("targets", [])
     for t, target in enumerate(targets):
         real = target.get("real_samples", {}).get("kl")
         x0, x1 = t * steps, min((t + 1) * steps, max(last, t * steps + 1))
         if real is not None and math.isfinite(real):
-            ax.hlines(max(real, 1e-6), x0, x1, colors="black", linestyles="--", lw=1.3,
-                      label="real samples" if t == 0 else None)
+            ax.hlines(
+                max(real, 1e-6),
+                x0,
+                x1,
+                colors="black",
+                linestyles="--",
+                lw=1.3,
+                label="real samples" if t == 0 else None,
+            )
     names = list(args.get("targets") or [t.get("target", "") for t in targets])
     n_targets = max(len(names), len(targets))
     planned = n_targets * steps
@@ -160,12 +187,25 @@ def kl_curves_png(rows: list[dict[str, Any]], metrics: dict[str, Any], args: dic
         if t:
             ax.axvline(t * steps, color="grey", lw=1, ls=":")
         if n_targets > 1 and t < len(names):
-            ax.annotate(str(names[t]), xy=(t * steps, 1), xycoords=("data", "axes fraction"), xytext=(4, -14),
-                        textcoords="offset points", fontsize=9, color="#444444")
+            ax.annotate(
+                str(names[t]),
+                xy=(t * steps, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(4, -14),
+                textcoords="offset points",
+                fontsize=9,
+                color="#444444",
+            )
     if last < planned:  # an interrupted run: show what was not done
         ax.axvspan(last, planned, color="#999999", alpha=0.12, lw=0)
-        ax.annotate("not run (interrupted)", xy=((last + planned) / 2, 0.5), xycoords=("data", "axes fraction"),
-                    ha="center", fontsize=10, color="#666666")
+        ax.annotate(
+            "not run (interrupted)",
+            xy=((last + planned) / 2, 0.5),
+            xycoords=("data", "axes fraction"),
+            ha="center",
+            fontsize=10,
+            color="#666666",
+        )
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
     ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
@@ -191,8 +231,10 @@ def _gif_tag(out: Path) -> str:
     size = gif.stat().st_size
     if size <= INLINE_GIF_MAX:
         return _image_tag(_data_uri(gif.read_bytes(), "image/gif"), "comparison GIF", "gif")
-    note = (f'<p class="note">The GIF ({size / 2**20:.1f} MB) is shown from <code>{GIF_FILE}</code> '
-            "beside this report.</p>")
+    note = (
+        f'<p class="note">The GIF ({size / 2**20:.1f} MB) is shown from <code>{GIF_FILE}</code> '
+        "beside this report.</p>"
+    )
     return _image_tag(GIF_FILE, "comparison GIF", "gif") + note
 
 
@@ -210,10 +252,18 @@ def _fmt(key: str, value: Any) -> str:
 
 
 def _cell(key: str, value: Any, method: str, target_pos: int, best: bool = False) -> str:
-    raw = "" if value is None else repr(float(value)) if key not in ("stray", "steps") else str(int(value))
+    raw = (
+        ""
+        if value is None
+        else repr(float(value))
+        if key not in ("stray", "steps")
+        else str(int(value))
+    )
     cls = ' class="best"' if best else ""
-    return (f'<td data-target="{target_pos}" data-method="{html.escape(method)}" data-metric="{key}" '
-            f'data-value="{raw}"{cls}>{_fmt(key, value)}</td>')
+    return (
+        f'<td data-target="{target_pos}" data-method="{html.escape(method)}" data-metric="{key}" '
+        f'data-value="{raw}"{cls}>{_fmt(key, value)}</td>'
+    )
 
 
 def metrics_tables(metrics: dict[str, Any], args: dict[str, Any]) -> str:
@@ -228,21 +278,32 @@ def metrics_tables(metrics: dict[str, Any], args: dict[str, Any]) -> str:
         methods = target.get("methods", {})
         kls = {m: v.get("kl") for m, v in methods.items() if v.get("kl") is not None}
         best = min(kls, key=lambda m: kls[m]) if kls else None
-        state = ('<span class="badge ok">complete</span>' if target.get("complete", True)
-                 else '<span class="badge warn">interrupted</span>')
+        state = (
+            '<span class="badge ok">complete</span>'
+            if target.get("complete", True)
+            else '<span class="badge warn">interrupted</span>'
+        )
         head = "".join(f"<th>{html.escape(label)}</th>" for _, label in TABLE_COLUMNS)
         rows = []
         for m, v in methods.items():
             values = {**v, "real_kl": real.get("kl")}
-            cells = "".join(_cell(k, values.get(k), m, t, best=(k == "kl" and m == best)) for k, _ in TABLE_COLUMNS)
-            rows.append(f'<tr data-method="{html.escape(m)}"><th class="method">{html.escape(m)}</th>{cells}</tr>')
+            cells = "".join(
+                _cell(k, values.get(k), m, t, best=(k == "kl" and m == best))
+                for k, _ in TABLE_COLUMNS
+            )
+            rows.append(
+                f'<tr data-method="{html.escape(m)}"><th class="method">{html.escape(m)}</th>{cells}</tr>'
+            )
         if real:
             cells = "".join(
                 _cell(k, real.get(k) if k in (*METRIC_NAMES, "stray") else None, "real_samples", t)
-                if k != "real_kl" else _cell(k, real.get("kl"), "real_samples", t)
+                if k != "real_kl"
+                else _cell(k, real.get("kl"), "real_samples", t)
                 for k, _ in TABLE_COLUMNS
             )
-            rows.append(f'<tr class="real" data-method="real_samples"><th class="method">real samples</th>{cells}</tr>')
+            rows.append(
+                f'<tr class="real" data-method="real_samples"><th class="method">real samples</th>{cells}</tr>'
+            )
         blocks.append(
             f'<section class="target" data-target="{t}"><h3>Target {t + 1}/{n}: '
             f"{html.escape(str(target.get('target', '?')))} {state}</h3>"
@@ -309,25 +370,36 @@ table.config code{font-size:1em}
 """
 
 
-def render_report(out: Path, metrics: dict[str, Any], rows: list[dict[str, Any]], config: dict[str, Any]) -> str:
+def render_report(
+    out: Path, metrics: dict[str, Any], rows: list[dict[str, Any]], config: dict[str, Any]
+) -> str:
     """The whole page as a string (pictures read from `out`, curves drawn from `rows`)."""
     args = config.get("args") or {}
     complete, status = run_status(metrics, args)
     names = args.get("targets") or [t.get("target", "?") for t in metrics.get("targets", [])]
     title = f"toylab run: {' → '.join(str(n) for n in names)}"
-    sub = (f"K = {args.get('nodes', '?'):,} nodes · methods {', '.join(args.get('methods', []))} · "
-           f"{args.get('steps', '?')} steps per target · batch {args.get('batch', '?')} · seed {args.get('seed', '?')}"
-           if isinstance(args.get("nodes"), int) else "")
+    sub = (
+        f"K = {args.get('nodes', '?'):,} nodes · methods {', '.join(args.get('methods', []))} · "
+        f"{args.get('steps', '?')} steps per target · batch {args.get('batch', '?')} · seed {args.get('seed', '?')}"
+        if isinstance(args.get("nodes"), int)
+        else ""
+    )
     banner_cls = "ok" if complete else "warn"
     banner = html.escape(status)
     if not complete:
         banner += f" Continue it with <code>toylab run --resume {html.escape(str(out))}</code>."
     curves = kl_curves_png(rows, metrics, args)
-    curves_html = (_image_tag(_data_uri(curves, "image/png"), "KL over steps", "curves") if curves
-                   else '<p class="note">No KL was logged (the run recorded no frames and had no --eval-every).</p>')
+    curves_html = (
+        _image_tag(_data_uri(curves, "image/png"), "KL over steps", "curves")
+        if curves
+        else '<p class="note">No KL was logged (the run recorded no frames and had no --eval-every).</p>'
+    )
     final = out / FINAL_PNG
-    final_html = (_image_tag(_data_uri(final.read_bytes(), "image/png"), "final fit", "final")
-                  if final.is_file() else '<p class="note">No final.png.</p>')
+    final_html = (
+        _image_tag(_data_uri(final.read_bytes(), "image/png"), "final fit", "final")
+        if final.is_file()
+        else '<p class="note">No final.png.</p>'
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -368,4 +440,3 @@ cells outside the target's support. Lowest KL of each target in bold.</p>
 </body>
 </html>
 """
-

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_with
-from .errors import ToylabError
+from toylab.errors import ToylabError
+from toylab.store.atomic import write_with
 
 FRAMES_FILE = "frames.npz"
 
@@ -55,7 +55,9 @@ class Frames:
     def hist_dtype(self) -> type:
         return np.uint16 if self.nodes < 2**16 else np.int32
 
-    def add(self, hists: np.ndarray, target_index: int, step: int, global_step: int, kl: np.ndarray) -> None:
+    def add(
+        self, hists: np.ndarray, target_index: int, step: int, global_step: int, kl: np.ndarray
+    ) -> None:
         """Append one frame: hists is (M, bins, bins) counts, kl is (M,)."""
         self.hist.append(np.asarray(hists, dtype=self.hist_dtype()))
         self.target_index.append(int(target_index))
@@ -70,7 +72,9 @@ class Frames:
             "methods": np.array(self.methods, dtype=str),
             "target_names": np.array(self.target_names, dtype=str),
             "target_arrays": np.stack(self.target_arrays).astype(np.float64),
-            "hist": np.stack(self.hist) if self.hist else np.zeros((0, m, bins, bins), self.hist_dtype()),
+            "hist": np.stack(self.hist)
+            if self.hist
+            else np.zeros((0, m, bins, bins), self.hist_dtype()),
             "target_index": np.array(self.target_index, dtype=np.int64),
             "step": np.array(self.step, dtype=np.int64),
             "global_step": np.array(self.global_step, dtype=np.int64),

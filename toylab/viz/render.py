@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .atomic import write_with
-from .errors import ToylabError
-from .frames import Frames
+from toylab.errors import ToylabError
+from toylab.store.atomic import write_with
+from toylab.store.frames import Frames
 
 TARGET = "target"
 """Panel name of the target density (every other panel name is a method)."""

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import rundir
-from .metrics import node_histogram
-from .run import Run
+from toylab.metrics import node_histogram
+from toylab.run import Run
+from toylab.store import rundir
 
 DEFAULT_THREADS = 1  # measured: the per-step work is tiny, extra threads only add overhead
 
@@ -90,18 +90,26 @@ def advance_with_progress(run: Run, should_stop: Callable[[], bool], quiet: bool
 
 def write_pictures(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool) -> list[Path]:
     """final.png of the current target and comparison.gif of every recorded frame."""
-    from . import gif, render
+    from toylab.viz import gif, render
 
     written = []
     density = run.density
     hists = np.stack([node_histogram(m.positions, density.bins) for m in run.methods.values()])
     kls = [s["kl"] for s in run.target_result(final=False)["methods"].values()]
     render.render_final_png(
-        out / rundir.FINAL_PNG, hists, list(run.methods), density.array, run.config.nodes, kls, density.name
+        out / rundir.FINAL_PNG,
+        hists,
+        list(run.methods),
+        density.array,
+        run.config.nodes,
+        kls,
+        density.name,
     )
     written.append(out / rundir.FINAL_PNG)
     if len(run.frames):
-        written += gif.render_run(run.frames, out / rundir.GIF_FILE, progress=not quiet, **gif_options)
+        written += gif.render_run(
+            run.frames, out / rundir.GIF_FILE, progress=not quiet, **gif_options
+        )
     return written
 
 
@@ -109,14 +117,25 @@ def finish(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool) -> Non
     """Write every output file of the run as it stands (complete or interrupted)."""
     rundir.write_state(out, run)
     write_pictures(out, run, gif_options, quiet)
-    from .report import write_report
+    from toylab.viz.report import write_report
 
     write_report(out, run)  # after the pictures: it inlines final.png and the GIF
 
 
 def results_table(metrics: dict[str, Any]) -> str:
     """The end-of-run table: one row per (target, method), with the real-samples KL."""
-    header = ["target", "method", "KL", "JS", "TV", "Hellinger", "real KL", "stray", "steps", "seconds"]
+    header = [
+        "target",
+        "method",
+        "KL",
+        "JS",
+        "TV",
+        "Hellinger",
+        "real KL",
+        "stray",
+        "steps",
+        "seconds",
+    ]
     rows = []
     for t in metrics["targets"]:
         real = t["real_samples"].get("kl", float("nan"))
@@ -135,8 +154,20 @@ def results_table(metrics: dict[str, Any]) -> str:
                     f"{m['seconds']:.2f}",
                 ]
             )
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
+    lines = [
+        "  ".join(
+            h.ljust(w) if i < 2 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(header, widths, strict=True))
+        )
+    ]
     for r in rows:
-        lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i < 2 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
     return "\n".join(lines)

@@ -1,0 +1,4 @@
+"""How nodes move: the fitting methods, their optimizers, Split-and-Prune, nearest-node search.
+
+Nothing here reads or writes files or draws: `store/` and `viz/` build on it, never the reverse.
+"""

@@ -1,0 +1,1 @@
+"""What people look at: panels, GIFs, the report, the paper figure and the teaching view."""
