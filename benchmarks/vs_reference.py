@@ -334,7 +334,7 @@ def big(args, ref_ok: bool, work: str) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     run.advance(should_stop=lambda: True)  # begins the target (real samples, first KL) and stops
     stamps.append((time.perf_counter(), time.process_time()))
-    run.advance(on_step=lambda r: stamps.append((time.perf_counter(), time.process_time())))
+    run.advance(on_step=lambda r, s: stamps.append((time.perf_counter(), time.process_time())))
     ours_wall, ours_cpu = time.perf_counter() - t0, time.process_time() - c0
     ours_times = np.diff(np.array(stamps), axis=0)  # (steps, 2): wall, CPU
     ours_res = run.metrics()["targets"][0]

@@ -128,7 +128,9 @@ def test_the_gpu_code_path_runs_on_cpu_tensors(monkeypatch, optimizer):
 
     kw = dict(nodes=300, steps=1500, batch=10, frames=0, seed=2, optimizer=optimizer)
     numpy_path = toylab.fit("blur_circles", methods="gd,sp,soft,kmeans", **kw)
-    monkeypatch.setattr(methods, "_work_array", lambda tensor: tensor)
+    from toylab.fitting.backend import TorchBackend
+
+    monkeypatch.setattr(methods, "backend_for", lambda tensor: TorchBackend(tensor.device))
     torch_path = toylab.fit("blur_circles", methods="gd,sp,soft,kmeans", **kw)
     for m in ("gd", "sp", "soft", "kmeans"):
         a = numpy_path.metrics["targets"][0]["methods"][m]

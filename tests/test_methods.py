@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from toylab.fitting.backend import TorchBackend
 from toylab.fitting.methods import Settings, SplitAndPrune
 from toylab.fitting.optim import SGD, Adam
 from toylab.fitting.splitting import _plan_direct, _plan_heap, plan_splits
@@ -28,7 +29,7 @@ def test_sgd_numpy_and_torch_paths_agree():
     idx = rng.integers(0, 8, 30)
     a, b = pos.copy(), torch.from_numpy(pos.copy())
     SGD(a, 0.2).step(pts, idx)
-    SGD(b, 0.2).step(torch.from_numpy(pts), torch.from_numpy(idx))
+    SGD(b, 0.2, TorchBackend("cpu")).step(torch.from_numpy(pts), torch.from_numpy(idx))
     np.testing.assert_allclose(
         a, b.numpy(), atol=1e-12
     )  # compiled loop vs vectorized formula: rounding only

@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 
 import densities
-from toylab.cli.driver import set_threads
 from toylab.config import RunConfig
 from toylab.metrics import evaluate as _evaluate
-from toylab.run import Run
+from toylab.run import Run, set_threads
 from toylab.store.frames import Frames
 
 

@@ -1,156 +1,97 @@
-"""The settings of a run, with defaults and validation shared by the CLI and `toylab.fit`."""
+"""The settings of a run: `RunConfig`, whose fields come from the parameter table.
+
+`RunConfig` has one field per entry of `toylab.params.PARAMS` (target options are gathered in
+`target_options`, keyed by the keyword of `densities.get`). `validate()` checks every value once
+through the table; `settings()` hands the methods the part they use.
+"""
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+import copy
+from dataclasses import asdict, field, fields, make_dataclass
 from typing import Any
 
-import torch
-
-import densities
+from toylab import params
 from toylab.errors import ToylabError
-from toylab.fitting.methods import METHODS, Settings
-from toylab.fitting.nearest import DISTANCES, INDEXES
-from toylab.fitting.optim import DEFAULT_LR, OPTIMIZERS
-from toylab.fitting.schedule import (
-    DEFAULT_BETA_END,
-    DEFAULT_BETA_START,
-    DEFAULT_SCHEDULE,
-    check_schedule,
-)
+from toylab.fitting.catalog import DEFAULT_METHODS
+from toylab.params import Settings
 
-DEFAULT_METHODS = ("gd", "sp")
+__all__ = ["DEFAULT_METHODS", "RunConfig", "Settings", "check_device"]
 
 
-@dataclass
-class RunConfig:
-    """Every argument of a run. `steps` counts per target; `frames` per target too."""
+def _field(p: params.Param) -> tuple[str, Any, Any]:
+    default = p.default
+    if isinstance(default, list):
+        return (p.name, Any, field(default_factory=lambda d=default: list(d)))
+    return (p.name, Any, field(default=default))
 
-    targets: list[str] = field(default_factory=lambda: ["spiral"])
-    target_options: dict[str, Any] = field(default_factory=dict)
-    bins: int = 100
-    nodes: int = 10_000
-    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
-    steps: int = 10_000
-    batch: int = 10
-    distance: str = "l1"
-    optimizer: str = "sgd"
-    lr: float | None = None
-    max_splits: int = 1
-    split_ratio: float = 2.0
-    prune_ratio: float = 0.5
-    seed: int = 0
-    device: str = "cpu"
-    threads: int | None = None
-    frames: int = 96
-    eval_every: int | None = None
-    index: str = "auto"
-    beta_start: float = DEFAULT_BETA_START
-    beta_end: float = DEFAULT_BETA_END
-    beta_schedule: str = DEFAULT_SCHEDULE
+
+class _RunConfigMethods:
+    """Behaviour of RunConfig; the fields themselves are made from the parameter table."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """Build from a dict (e.g. config.json's "args"), ignoring unknown keys."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: copy.deepcopy(v) for k, v in data.items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self)  # type: ignore[call-overload]
 
     @property
     def learning_rate(self) -> float:
-        return DEFAULT_LR[self.optimizer] if self.lr is None else float(self.lr)
+        lr = self.lr  # type: ignore[attr-defined]
+        return params.DEFAULT_LR[self.optimizer] if lr is None else float(lr)  # type: ignore[attr-defined]
 
     def settings(self) -> Settings:
-        """The method hyperparameters of this run."""
-        return Settings(
-            distance=self.distance,
-            optimizer=self.optimizer,
-            lr=self.learning_rate,
-            max_splits=self.max_splits,
-            split_ratio=self.split_ratio,
-            prune_ratio=self.prune_ratio,
-            index=self.index,
-            batch=self.batch,
-            beta_start=float(self.beta_start),
-            beta_end=float(self.beta_end),
-            beta_schedule=self.beta_schedule,
-        )
+        """The method hyperparameters of this run (a frozen Settings)."""
+        values = {p.name: getattr(self, p.name) for p in params.METHOD_PARAMS}
+        values["lr"] = self.learning_rate
+        return Settings(**values)
 
     def frame_steps(self) -> list[int]:
         """Steps (within a target) at which a frame is recorded: evenly from 0 to `steps`."""
-        if self.frames <= 0:
+        frames, steps = self.frames, self.steps  # type: ignore[attr-defined]
+        if frames <= 0:
             return []
-        if self.frames == 1:
-            return [self.steps]
-        return sorted({round(f * self.steps / (self.frames - 1)) for f in range(self.frames)})
+        if frames == 1:
+            return [steps]
+        return sorted({round(f * steps / (frames - 1)) for f in range(frames)})
 
     def validate(self) -> RunConfig:
-        """Check every value; raise a one-line ToylabError naming the bad one."""
-        if isinstance(self.targets, str):
-            self.targets = densities.parse_names(self.targets)
-        if not self.targets:
-            raise ToylabError("at least one target is needed")
-        for name in self.targets:
-            densities.target(name)
-        if isinstance(self.methods, str):
-            self.methods = [m.strip() for m in self.methods.split(",")]
-        _check_int("nodes", self.nodes, 2)
-        _check_int("steps", self.steps, 1)
-        _check_int("batch", self.batch, 1)
-        _check_int("max-splits", self.max_splits, 0)
-        _check_int("frames", self.frames, 0)
-        _check_int("seed", self.seed, 0)
-        if self.threads is not None:
-            _check_int("threads", self.threads, 1)
-        if self.eval_every is not None:
-            _check_int("eval-every", self.eval_every, 1)
-        valid = list(METHODS)
-        if not self.methods or any(m not in METHODS for m in self.methods):
-            bad = next((m for m in self.methods if m not in METHODS), "")
-            raise ToylabError(f"unknown method {bad!r}; choose from: {', '.join(valid)}")
-        if len(set(self.methods)) != len(self.methods):
-            raise ToylabError(f"a method is listed twice in {','.join(self.methods)}")
-        _check_choice("distance", self.distance, DISTANCES)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("index", self.index, INDEXES)
-        if self.lr is not None:
-            _check_positive("lr", self.lr)
-            if self.optimizer == "sgd" and self.lr > 1:
-                raise ToylabError(
-                    f"--lr {self.lr} is unstable for sgd (a step of 2 lr overshoots); use 0 < lr <= 1"
-                )
-        _check_positive("split-ratio", self.split_ratio)
-        _check_positive("prune-ratio", self.prune_ratio)
-        check_schedule(self.beta_schedule, self.beta_start, self.beta_end)
-        densities.grid.check_bins(self.bins)
-        self.device = check_device(self.device)
-        return self
+        """Check every value through the parameter table (one-line ToylabError naming the bad
+        one) and store them in canonical form. Validating twice is a no-op."""
+        values = {p.name: getattr(self, p.name) for p in params.CONFIG_PARAMS}
+        for name, value in params.check_all(values).items():
+            setattr(self, name, value)
+        self.target_options = dict(self.target_options or {})  # type: ignore[attr-defined]
+        self.device = check_device(self.device)  # type: ignore[attr-defined]
+        self.checked = True  # not a field: Run trusts a config validated once
+        return self  # type: ignore[return-value]
 
 
-def _check_int(flag: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ToylabError(f"--{flag} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_positive(flag: str, value: Any) -> None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ToylabError(f"--{flag} must be a positive number, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ToylabError(f"--{flag} must be a positive finite number, got {value!r}")
-
-
-def _check_choice(flag: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ToylabError(f"unknown --{flag} {value!r}; choose from: {', '.join(choices)}")
+RunConfig = make_dataclass(
+    "RunConfig",
+    [
+        _field(params.BY_NAME["targets"]),
+        ("target_options", dict[str, Any], field(default_factory=dict)),
+        *(_field(p) for p in params.CONFIG_PARAMS if p.name != "targets"),
+    ],
+    bases=(_RunConfigMethods,),
+)
+RunConfig.__module__ = __name__
+RunConfig.__doc__ = (
+    "Every argument of a run, one field per entry of toylab.params.PARAMS; `steps` and "
+    "`frames` count per target. Build, then `validate()`."
+)
 
 
 def check_device(device: str) -> str:
     """A usable torch device name, or a ToylabError saying what is available."""
+    if device == "cpu":
+        return "cpu"  # the common case needs no torch import
+    import torch
+
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):

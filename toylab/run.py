@@ -18,11 +18,12 @@ import densities
 from toylab import streams
 from toylab.config import RunConfig
 from toylab.fitting.compiled import warm_up_kernels
-from toylab.fitting.methods import GradientDescent, make_method
+from toylab.fitting.methods import Method, Step, make_method
 from toylab.metrics import METRIC_NAMES, evaluate_histogram, node_histogram, real_samples
 from toylab.store.frames import Frames
 
 CHECKPOINT_FORMAT = 1
+DEFAULT_THREADS = 1  # measured: the per-step work is tiny, extra threads only add overhead
 CHUNK_POINTS = 1 << 16  # data points drawn per sampling call (batches for many steps)
 
 
@@ -34,18 +35,25 @@ def build_targets(config: RunConfig) -> list[densities.Density]:
     ]
 
 
+def set_threads(threads: int | None) -> int:
+    """Apply the thread count to torch (None = the measured default); return it."""
+    n = DEFAULT_THREADS if threads is None else threads
+    torch.set_num_threads(n)
+    return n
+
+
 class Run:
     """Fits every method of `config` to its target sequence; see the module docstring."""
 
     def __init__(self, config: RunConfig, targets: list[densities.Density] | None = None):
-        self.config = config.validate()
+        self.config = config if getattr(config, "checked", False) else config.validate()
         self.targets = targets if targets is not None else build_targets(config)
         self.device = torch.device(config.device)
         init = torch.from_numpy(streams.initial_nodes(config.seed, config.nodes)).to(self.device)
         settings = config.settings()
         if self.device.type == "cpu":
             warm_up_kernels()  # compile (or load) numba kernels now, not inside the timed steps
-        self.methods: dict[str, GradientDescent] = {
+        self.methods: dict[str, Method] = {
             name: make_method(name, init, settings, streams.generator(config.seed, "method", name))
             for name in config.methods
         }
@@ -93,27 +101,39 @@ class Run:
     def advance(
         self,
         should_stop: Callable[[], bool] = lambda: False,
-        on_step: Callable[[Run], None] | None = None,
+        on_step: Callable[[Run, dict[str, Step]], None] | None = None,
+        *,
+        detail: bool = False,
+        on_target_begin: Callable[[Run], None] | None = None,
     ) -> bool:
-        """Step until every target is done (True) or should_stop() is true between steps (False)."""
+        """Step until every target is done (True) or should_stop() is true between steps (False).
+
+        on_step(run, steps) is called after every step with each method's `Step` (its matches
+        and splits; with detail=True also the batch and the positions and counts before the
+        step, which costs a copy a step). on_target_begin(run) is called when a target starts,
+        after the methods have begun it and before its first step.
+        """
         cfg = self.config
         while not self.done:
             if not self.target_begun:
                 self._begin_target()
+                if on_target_begin is not None:
+                    on_target_begin(self)
             density = self.density
             while self.step < cfg.steps:
                 if should_stop():
                     return False
                 points = self._next_batch(density)
+                steps = {}
                 for name, method in self.methods.items():
                     t0 = time.perf_counter()
-                    method.step(points)
+                    steps[name] = method.step(points, detail)
                     self.seconds[name] += time.perf_counter() - t0
                 self.step += 1
                 self.global_step += 1
                 self._log_step()
                 if on_step is not None:
-                    on_step(self)
+                    on_step(self, steps)
             self._finish_target()
         return True
 

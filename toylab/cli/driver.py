@@ -16,14 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from toylab.metrics import node_histogram
-from toylab.run import Run
+from toylab.run import DEFAULT_THREADS, Run, set_threads  # noqa: F401 (used by commands)
 from toylab.store import rundir
-
-DEFAULT_THREADS = 1  # measured: the per-step work is tiny, extra threads only add overhead
 
 
 @contextmanager
@@ -49,13 +46,6 @@ def stop_on_interrupt() -> Any:
         signal.signal(signal.SIGINT, previous)
 
 
-def set_threads(threads: int | None) -> int:
-    """Apply the thread count to torch (None = the measured default); return it."""
-    n = DEFAULT_THREADS if threads is None else threads
-    torch.set_num_threads(n)
-    return n
-
-
 def progress_bar(run: Run, quiet: bool) -> tqdm:
     return tqdm(
         total=run.total_steps,
@@ -78,7 +68,7 @@ def advance_with_progress(run: Run, should_stop: Callable[[], bool], quiet: bool
     with progress_bar(run, quiet) as bar:
         last = {"frame": -1}
 
-        def on_step(r: Run) -> None:
+        def on_step(r: Run, steps: dict) -> None:
             bar.update(1)
             if len(r.frames) != last["frame"] or r.step == 1:
                 last["frame"] = len(r.frames)

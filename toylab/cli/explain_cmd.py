@@ -7,10 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from toylab import params
 from toylab.cli import driver as runner
 from toylab.cli.common import add_target_options, target_options
-from toylab.config import DEFAULT_METHODS
-from toylab.fitting.methods import METHODS
+from toylab.fitting.catalog import DEFAULT_METHODS
 from toylab.viz import explain as ex
 
 
@@ -44,33 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help=f"one target (default {ex.DEFAULT_TARGET}); see `toylab densities --list`",
     )
-    p.add_argument(
-        "--nodes",
-        "-k",
-        type=int,
-        default=ex.DEFAULT_NODES,
-        metavar="K",
-        help=f"number of nodes, 2..{ex.MAX_NODES} (default {ex.DEFAULT_NODES}); use `toylab run` for more",
-    )
-    p.add_argument(
-        "--method",
-        default=",".join(DEFAULT_METHODS),
-        metavar="LIST",
-        help=f"comma list from {{{', '.join(METHODS)}}}, one panel each (default {','.join(DEFAULT_METHODS)})",
-    )
-    p.add_argument(
-        "--steps",
-        type=int,
-        default=ex.DEFAULT_STEPS,
-        help=f"training steps (default {ex.DEFAULT_STEPS}: a frame per step, splits visible from step 1)",
-    )
-    p.add_argument("--batch", type=int, default=10, help="points per step (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument(
-        "--distance",
-        default="l1",
-        metavar="{l1,l2}",
-        help="matching distance (default l1, as the reference)",
+    params.add_options(
+        p,
+        ["nodes", "methods", "steps", "batch", "seed", "distance"],
+        {"nodes": ex.DEFAULT_NODES, "steps": ex.DEFAULT_STEPS},
     )
     p.add_argument(
         "--window",
@@ -113,17 +90,17 @@ def main(args: argparse.Namespace) -> int:
     try:
         result = ex.explain(
             target=args.target,
-            nodes=args.nodes,
-            methods=[m.strip() for m in args.method.split(",")],
-            steps=args.steps,
-            batch=args.batch,
-            seed=args.seed,
+            nodes=ex.DEFAULT_NODES if args.nodes is None else args.nodes,
+            methods=(args.methods or ",".join(DEFAULT_METHODS)).split(","),
+            steps=ex.DEFAULT_STEPS if args.steps is None else args.steps,
+            batch=params.BY_NAME["batch"].default if args.batch is None else args.batch,
+            seed=params.BY_NAME["seed"].default if args.seed is None else args.seed,
             out=args.out,
             force=args.force,
             fps=args.fps,
             window=args.window,
             every=args.every,
-            distance=args.distance,
+            distance=args.distance or params.BY_NAME["distance"].default,
             bins=args.bins,
             target_options=target_options(args),
             progress=not args.quiet,

@@ -7,11 +7,11 @@ import sys
 import time
 from pathlib import Path
 
+from toylab import params
 from toylab.cli.common import add_target_options, target_options
 from toylab.cli.driver import set_threads, stop_on_interrupt
 from toylab.config import RunConfig
 from toylab.errors import ToylabError
-from toylab.fitting.methods import METHODS
 from toylab.store import rundir
 from toylab.viz import figure
 
@@ -28,31 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
         epilog="example: toylab figure --seeds 0,1,2 --out figure",
     )
-    p.add_argument(
-        "--nodes",
-        "-k",
-        type=int,
-        default=10_000,
-        metavar="K",
-        help="nodes (default 10000, as the paper)",
-    )
-    p.add_argument("--steps", type=int, default=10_000, help="steps per target (default 10000)")
-    p.add_argument("--batch", type=int, default=10, help="points per step (default 10)")
-    p.add_argument(
-        "--method",
-        default="gd,sp",
-        metavar="LIST",
-        help=f"comma list from {{{', '.join(METHODS)}}} (default gd,sp)",
-    )
+    params.add_options(p, ["nodes", "steps", "batch", "methods"])
     p.add_argument("--seeds", default="0", metavar="LIST", help="comma list of seeds (default 0)")
-    p.add_argument(
-        "--max-splits",
-        type=int,
-        default=1,
-        metavar="N",
-        help="Split-and-Prune splits per step (default 1)",
-    )
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
+    params.add_options(p, ["max_splits", "threads"])
     p.add_argument(
         "--paper-images",
         type=Path,
@@ -86,17 +64,10 @@ def parse_seeds(text: str) -> list[int]:
 
 def main(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
-    config = RunConfig(
-        targets=list(figure.FIGURE_TARGETS),
-        nodes=args.nodes,
-        steps=args.steps,
-        batch=args.batch,
-        methods=[m.strip() for m in args.method.split(",")],
-        max_splits=args.max_splits,
-        threads=args.threads,
-        bins=args.bins if args.bins is not None else 100,
-        frames=0,
-    ).validate()
+    chosen = params.given(
+        args, ["nodes", "steps", "batch", "methods", "max_splits", "threads", "bins"]
+    )
+    config = RunConfig(targets=list(figure.FIGURE_TARGETS), frames=0, **chosen).validate()
     targets = figure.build_figure_targets(config.bins, target_options(args), args.paper_images)
     out = (
         args.out

@@ -6,19 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from toylab import params
 from toylab.cli import driver as runner
 from toylab.cli.common import add_target_options, target_options
-from toylab.config import DEFAULT_METHODS, RunConfig
+from toylab.config import RunConfig
 from toylab.errors import ToylabError
-from toylab.fitting.methods import METHODS
-from toylab.fitting.nearest import INDEXES
-from toylab.fitting.optim import DEFAULT_LR
-from toylab.fitting.schedule import SCHEDULES
 from toylab.run import Run, build_targets
 from toylab.store import rundir
 from toylab.viz import gif
 
-DEFAULTS = RunConfig()
 # Options that may be given together with --resume (they do not change the numbers).
 RESUME_OPTIONS = {"quiet", "threads", "resume", "fps", "scale", "mp4", "command", "func"}
 
@@ -36,123 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
         epilog="example: toylab run --target spiral --nodes 10000",
     )
-    p.add_argument(
-        "--target",
-        default=None,
-        metavar="NAMES",
-        help=f"target or comma sequence fitted one after another, nodes carried over (default {DEFAULTS.targets[0]}); see `toylab densities --list`",
-    )
-    p.add_argument(
-        "--nodes",
-        "-k",
-        type=int,
-        default=None,
-        metavar="K",
-        help=f"number of nodes K (default {DEFAULTS.nodes})",
-    )
-    p.add_argument(
-        "--method",
-        default=None,
-        metavar="LIST",
-        help=f"comma list from {{{', '.join(METHODS)}}} (default {','.join(DEFAULT_METHODS)})",
-    )
-    p.add_argument(
-        "--steps", type=int, default=None, help=f"steps per target (default {DEFAULTS.steps})"
-    )
-    p.add_argument(
-        "--batch", type=int, default=None, help=f"points per step (default {DEFAULTS.batch})"
-    )
-    p.add_argument(
-        "--distance",
-        default=None,
-        choices=None,
-        metavar="{l1,l2}",
-        help="matching distance (default l1, as the reference)",
-    )
-    p.add_argument(
-        "--optimizer",
-        default=None,
-        metavar="{sgd,adam}",
-        help=f"sgd: the reference's rule, node += 2 lr (x - node) per point (default lr {DEFAULT_LR['sgd']}); "
-        f"adam: per-node Adam on matched nodes (default lr {DEFAULT_LR['adam']})",
-    )
-    p.add_argument(
-        "--lr",
-        type=float,
-        default=None,
-        help="learning rate (default: the optimizer's, see --optimizer)",
-    )
-    p.add_argument(
-        "--max-splits",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"Split-and-Prune: splits at most per step (default {DEFAULTS.max_splits}, the paper's pace)",
-    )
-    p.add_argument(
-        "--split-ratio",
-        type=float,
-        default=None,
-        metavar="R",
-        help=f"split a node whose share exceeds R/K (default {DEFAULTS.split_ratio})",
-    )
-    p.add_argument(
-        "--prune-ratio",
-        type=float,
-        default=None,
-        metavar="R",
-        help=f"prune a node whose share is below R/K (default {DEFAULTS.prune_ratio})",
-    )
+    fit_names = [q.name for q in params.CONFIG_PARAMS if q.group == "fit"]
+    params.add_options(p, fit_names)
     soft = p.add_argument_group(
         "soft selection (--method soft): node k picked with probability ~ exp(-beta d_k)"
     )
-    soft.add_argument(
-        "--beta-start",
-        type=float,
-        default=None,
-        metavar="B0",
-        help=f"beta at the start of each target, per unit distance (default {DEFAULTS.beta_start:g})",
-    )
-    soft.add_argument(
-        "--beta-end",
-        type=float,
-        default=None,
-        metavar="B1",
-        help=f"beta at the end of each target, >= B0 (default {DEFAULTS.beta_end:g})",
-    )
-    soft.add_argument(
-        "--beta-schedule",
-        default=None,
-        metavar="{" + ",".join(SCHEDULES) + "}",
-        help=f"how beta goes from B0 to B1 (default {DEFAULTS.beta_schedule})",
-    )
-    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    p.add_argument("--device", default=None, help="torch device: cpu (default) or cuda[:N]")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help=f"torch threads (default {runner.DEFAULT_THREADS}, measured fastest for the small per-step work)",
-    )
-    p.add_argument(
-        "--index",
-        default=None,
-        metavar="{" + ",".join(INDEXES) + "}",
-        help="nearest-node search: kdtree (exact index that follows moving nodes), brute, or auto (default: brute force when K x batch < 2e5 or on a GPU)",
-    )
-    p.add_argument(
-        "--frames",
-        type=int,
-        default=None,
-        help=f"GIF frames recorded per target (default {DEFAULTS.frames}; 0 = none)",
-    )
-    p.add_argument(
-        "--eval-every",
-        type=int,
-        default=None,
-        metavar="N",
-        help="also log the KL every N steps (default: once per frame)",
-    )
+    params.add_options(soft, [q.name for q in params.CONFIG_PARAMS if q.group == "soft"])
     add_target_options(p)
     out = p.add_argument_group("output")
     out.add_argument(
@@ -187,40 +72,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """A validated RunConfig from the parsed options (unset ones take the defaults)."""
-    cfg = RunConfig()
-    if args.target is not None:
-        import densities
-
-        cfg.targets = densities.parse_names(args.target)
-    if args.method is not None:
-        cfg.methods = [m.strip() for m in args.method.split(",")]
-    for dest in (
-        "nodes",
-        "steps",
-        "batch",
-        "distance",
-        "optimizer",
-        "lr",
-        "max_splits",
-        "split_ratio",
-        "prune_ratio",
-        "seed",
-        "device",
-        "threads",
-        "frames",
-        "eval_every",
-        "index",
-        "bins",
-        "beta_start",
-        "beta_end",
-        "beta_schedule",
-    ):
-        value = getattr(args, dest, None)
-        if value is not None:
-            setattr(cfg, dest, value)
-    cfg.target_options = target_options(args)
-    return cfg.validate()
+    """A validated RunConfig from the parsed options (unset ones take the table's defaults)."""
+    given = params.given(args, [q.name for q in params.CONFIG_PARAMS])
+    return RunConfig(**given, target_options=target_options(args)).validate()
 
 
 def gif_options(args: argparse.Namespace, saved: dict | None = None) -> dict:
@@ -258,7 +112,10 @@ def resume(args: argparse.Namespace) -> int:
         k for k, v in vars(args).items() if v not in (None, False) and k not in RESUME_OPTIONS
     )
     if given:
-        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        flags = ", ".join(
+            params.BY_NAME[k].flag if k in params.BY_NAME else "--" + k.replace("_", "-")
+            for k in given
+        )
         raise ToylabError(f"--resume continues a run with its saved settings; drop {flags}")
     out = args.resume
     rundir.require_run_dir(out, "a toylab run directory to resume")

@@ -8,9 +8,11 @@ batch, applying the rule point by point gives exactly the running mean
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from toylab.fitting.optim import group_by_node
+from toylab.fitting.backend import NUMPY, Backend
 
 try:
     from numba import njit
@@ -68,17 +70,13 @@ def kmeans_plus_plus(
     return centres
 
 
-def running_mean_update(pos, counts, points, idx):
+def running_mean_update(
+    pos: Any, counts: Any, points: Any, idx: Any, backend: Backend = NUMPY
+) -> Any:
     """MacQueen's update of the matched nodes, in place; returns the distinct nodes moved."""
-    order, nodes, group, _, sizes = group_by_node(idx)
-    if isinstance(pos, np.ndarray):
-        sums = np.zeros((nodes.shape[0], 2))
-        np.add.at(sums, group, points[order])
-    else:
-        import torch
-
-        sums = torch.zeros(nodes.shape[0], 2, dtype=pos.dtype, device=pos.device)
-        sums.index_add_(0, group, points[order])
+    order, nodes, group, _, sizes = backend.group_by_node(idx)
+    sums = backend.rows(nodes.shape[0])
+    backend.add_at(sums, group, points[order])
     n = counts[nodes]
     new_n = n + sizes
     pos[nodes] = (pos[nodes] * n[:, None] + sums) / new_n[:, None]

@@ -1,73 +1,72 @@
 """The fitting methods. Each owns its node positions and state and shares one step interface:
 
     method.begin_target(steps, density)   a new target starts (e.g. Split-and-Prune resets counts)
-    method.step(points) -> Step     match a batch of points to nodes and move nodes
+    method.step(points, detail=False) -> Step   match a batch of points to nodes and move nodes
     method.state_dict() / load_state_dict(state)   everything a bit-exact resume needs
 
-`positions` is a (K, 2) float64 torch tensor on the run's device. On CPU the per-step work
-runs on a numpy view of it (`self.pos`), on a GPU on the tensor itself. Methods never touch
-files or rendering; a run holds any mix of them side by side.
+`positions` is a (K, 2) float64 torch tensor on the run's device; the per-step work runs on
+`self.pos`, the backend's work array over it (a numpy view on CPU, the tensor itself on a GPU),
+so no method asks which array kind it has. State is declared in `state_fields` and saved by
+`StateMixin`. Methods receive validated `Settings` (toylab.config) and never check them again;
+they never touch files or rendering. Names and titles live in `catalog`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 import densities
+from toylab.fitting.backend import StateMixin, backend_for
+from toylab.fitting.catalog import CATALOG
 from toylab.fitting.grid_index import GridIndex
 from toylab.fitting.kmeans import kmeans_plus_plus, running_mean_update
-from toylab.fitting.nearest import BruteForceIndex, make_index
+from toylab.fitting.nearest import make_index
 from toylab.fitting.optim import make_optimizer
-from toylab.fitting.schedule import DEFAULT_BETA_END, DEFAULT_BETA_START, DEFAULT_SCHEDULE, beta_at
+from toylab.fitting.schedule import beta_at
 from toylab.fitting.soft import SoftSelector
 from toylab.fitting.soft_kernel import AVAILABLE as SOFT_COMPILED
 from toylab.fitting.soft_kernel import soft_draw
 from toylab.fitting.splitting import plan_splits
+from toylab.params import Settings
 
-
-@dataclass(frozen=True)
-class Settings:
-    """Hyperparameters shared by the methods of a run (each method reads what it needs)."""
-
-    distance: str = "l1"
-    optimizer: str = "sgd"
-    lr: float | None = None  # None: the optimizer's default (sgd 0.2, adam 0.01)
-    max_splits: int = 1
-    split_ratio: float = 2.0
-    prune_ratio: float = 0.5
-    index: str = "auto"
-    batch: int = 10  # lets "auto" pick brute force or the KD-tree index
-    beta_start: float = DEFAULT_BETA_START
-    beta_end: float = DEFAULT_BETA_END
-    beta_schedule: str = DEFAULT_SCHEDULE
+__all__ = [
+    "GradientDescent",
+    "Method",
+    "OnlineKMeans",
+    "Settings",
+    "SoftSelection",
+    "SplitAndPrune",
+    "Step",
+    "make_method",
+    "method_class",
+]
 
 
 @dataclass
 class Step:
-    """What one step did: the node each point matched, and the (split, pruned) pairs."""
+    """What one step did: the node each point matched and the (split, pruned) pairs.
 
-    matched: np.ndarray | torch.Tensor
+    With `detail=True` the step also keeps what a teaching view needs and a normal run does
+    not pay for: the batch, and the positions and split counts just before the step.
+    """
+
+    matched: Any
     splits: list[tuple[int, int]] = field(default_factory=list)
+    points: np.ndarray | None = None
+    positions_before: np.ndarray | None = None
+    counts_before: np.ndarray | None = None
 
 
-def _work_array(tensor: torch.Tensor):
-    """The array the hot path works on: a numpy view on CPU, the tensor itself elsewhere."""
-    return tensor.numpy() if tensor.device.type == "cpu" else tensor
+class Method(StateMixin):
+    """The shared machinery: positions, backend, nearest-node index, optimizer, declared state."""
 
-
-def _state_tensor(array) -> torch.Tensor:
-    return torch.as_tensor(array).detach().cpu().clone()
-
-
-class GradientDescent:
-    """Plain DDN training: each point's nearest node moves toward it; nothing else happens."""
-
-    name = "gd"
-    title = "gradient descent"
-    uses_index = True  # matches by nearest node, so keeps a nearest-node index
+    name: ClassVar[str] = ""
+    uses_optimizer: ClassVar[bool] = True
+    state_fields: ClassVar[tuple[str, ...]] = ("positions", "optimizer")
 
     def __init__(
         self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None
@@ -75,51 +74,59 @@ class GradientDescent:
         self.settings = settings
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.positions = positions.detach().clone().to(torch.float64)
-        self.pos = _work_array(self.positions)
-        self.optimizer = make_optimizer(settings.optimizer, self.pos, settings.lr)
-        if self.uses_index:
-            self.index = make_index(self.pos, settings.distance, settings.index, settings.batch)
-        else:
-            self.index = BruteForceIndex(self.pos, settings.distance)
+        self.backend = backend_for(self.positions)
+        self.pos = self.backend.work(self.positions)
+        self.optimizer = (
+            make_optimizer(settings.optimizer, self.pos, settings.lr, self.backend)
+            if self.uses_optimizer
+            else None
+        )
+        self.index = make_index(self.pos, settings.distance, settings.index, settings.batch)
 
-    def _points(self, points):
-        """Points as the work array type (numpy on CPU, tensor on the device otherwise)."""
-        if isinstance(self.pos, np.ndarray):
-            return np.asarray(
-                points.cpu() if isinstance(points, torch.Tensor) else points, dtype=np.float64
-            )
-        return torch.as_tensor(points, dtype=torch.float64, device=self.positions.device)
+    @property
+    def title(self) -> str:
+        return CATALOG[self.name].title
 
     def begin_target(self, steps: int, density: densities.Density) -> None:
-        """Gradient descent keeps no per-target state."""
+        """A new target starts (nothing to do by default)."""
 
-    def match(self, points):
+    def match(self, points: Any) -> Any:
         """The nearest node of each point."""
         return self.index.query(points)
 
-    def step(self, points) -> Step:
-        points = self._points(points)
+    def step(self, points: Any, detail: bool = False) -> Step:
+        """One training step on a batch; with detail, also what the step started from."""
+        points = self.backend.points(points)
+        if not detail:
+            return self._step(points)
+        before = self.backend.numpy(self.pos).copy()
+        counts = getattr(self, "counts", None)
+        counts_before = None if counts is None else self.backend.numpy(counts).astype(float)
+        result = self._step(points)
+        result.points = self.backend.numpy(points).copy()
+        result.positions_before, result.counts_before = before, counts_before
+        return result
+
+    def _step(self, points: Any) -> Step:
         matched = self.match(points)
         self._update(points, matched)
         return Step(matched)
 
-    def _update(self, points, matched) -> None:
+    def _update(self, points: Any, matched: Any) -> None:
         moved = self.optimizer.step(points, matched)
         self.index.mark_moved(moved)
 
-    def state_dict(self) -> dict:
-        return {
-            "positions": _state_tensor(self.positions),
-            "optimizer": self.optimizer.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.positions.copy_(state["positions"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    def after_load(self) -> None:
         self.index.rebuild()
 
 
-class SplitAndPrune(GradientDescent):
+class GradientDescent(Method):
+    """Plain DDN training: each point's nearest node moves toward it; nothing else happens."""
+
+    name = "gd"
+
+
+class SplitAndPrune(Method):
     """Gradient descent plus the paper's Split-and-Prune on per-node match counts.
 
     After matching, counts are added and `splitting.plan_splits` copies the most matched node
@@ -128,29 +135,21 @@ class SplitAndPrune(GradientDescent):
     """
 
     name = "sp"
-    title = "Split-and-Prune"
+    state_fields = (*Method.state_fields, "counts")
 
     def __init__(
         self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None
     ):
         super().__init__(positions, settings, rng)
-        k = self.positions.shape[0]
-        if isinstance(self.pos, np.ndarray):
-            self.counts = np.zeros(k)
-        else:
-            self.counts = torch.zeros(k, dtype=torch.float64, device=self.positions.device)
+        self.counts = self.backend.zeros(self.positions.shape[0])
 
     def begin_target(self, steps: int, density: densities.Density) -> None:
         """Counts describe the current target only: reset them when it changes."""
         self.counts[:] = 0
 
-    def step(self, points) -> Step:
-        points = self._points(points)
+    def _step(self, points: Any) -> Step:
         matched = self.match(points)
-        if isinstance(self.counts, np.ndarray):
-            np.add.at(self.counts, matched, 1.0)
-        else:
-            self.counts.index_add_(0, matched, torch.ones_like(matched, dtype=self.counts.dtype))
+        self.backend.add_at(self.counts, matched, 1.0)
         s = self.settings
         pairs = plan_splits(self.counts, s.max_splits, s.split_ratio, s.prune_ratio)
         if pairs:
@@ -170,31 +169,13 @@ class SplitAndPrune(GradientDescent):
                 origin[j] = origin.get(i, i)
             dst = np.fromiter(origin.keys(), np.int64, len(origin))
             src = np.fromiter(origin.values(), np.int64, len(origin))
-        if not isinstance(self.pos, np.ndarray):
-            src_t = torch.from_numpy(src).to(self.positions.device)
-            dst_t = torch.from_numpy(dst).to(self.positions.device)
-        else:
-            src_t, dst_t = src, dst
+        src_t, dst_t = self.backend.indices(src), self.backend.indices(dst)
         self.pos[dst_t] = self.pos[src_t]  # the right side is gathered before any write
         self.optimizer.copy_state(src_t, dst_t)
         self.index.mark_moved(dst)
 
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "counts": _state_tensor(self.counts)}
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        value = state["counts"]
-        self.counts[:] = (
-            value.numpy() if isinstance(self.counts, np.ndarray) else value.to(self.counts.device)
-        )
-
-
-def _rng_state(rng: np.random.Generator) -> dict:
-    return rng.bit_generator.state
-
-
-class SoftSelection(GradientDescent):
+class SoftSelection(Method):
     """Soft selection: each point moves a node drawn with probability proportional to
     exp(-beta d), not always its nearest node, with beta annealed over each target.
 
@@ -205,8 +186,7 @@ class SoftSelection(GradientDescent):
     """
 
     name = "soft"
-    title = "soft selection"
-    uses_index = True  # the nearest node's distance anchors the compiled draw
+    state_fields = (*Method.state_fields, "target_step", "target_steps", "rng", "torch_gen")
 
     def __init__(
         self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None
@@ -216,7 +196,7 @@ class SoftSelection(GradientDescent):
         self.target_step = 0
         self.target_steps = 1
         self.torch_gen = None
-        if not isinstance(self.pos, np.ndarray):
+        if self.backend.name == "torch":
             self.torch_gen = torch.Generator(device=self.positions.device)
             self.torch_gen.manual_seed(int(self.rng.integers(2**62)))
 
@@ -231,36 +211,18 @@ class SoftSelection(GradientDescent):
         """The schedule restarts from beta_start on every target."""
         self.target_step, self.target_steps = 0, steps
 
-    def match(self, points):
+    def match(self, points: Any) -> Any:
         if SOFT_COMPILED and isinstance(self.index, GridIndex):
             return soft_draw(points, self.index, self.beta, self.rng)
         return self.selector.select(points, self.pos, self.beta, self.rng, self.torch_gen)
 
-    def step(self, points) -> Step:
-        step = super().step(points)
+    def _step(self, points: Any) -> Step:
+        step = super()._step(points)
         self.target_step += 1
         return step
 
-    def state_dict(self) -> dict:
-        out = {
-            **super().state_dict(),
-            "target_step": self.target_step,
-            "target_steps": self.target_steps,
-            "rng": _rng_state(self.rng),
-        }
-        if self.torch_gen is not None:
-            out["torch_gen"] = self.torch_gen.get_state()
-        return out
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.target_step, self.target_steps = int(state["target_step"]), int(state["target_steps"])
-        self.rng.bit_generator.state = state["rng"]
-        if self.torch_gen is not None and "torch_gen" in state:
-            self.torch_gen.set_state(state["torch_gen"])
-
-
-class OnlineKMeans(GradientDescent):
+class OnlineKMeans(Method):
     """The classical baseline: online k-means (MacQueen 1967).
 
     Nodes start from k-means++ on a sample of the first target drawn from the method's own
@@ -272,18 +234,14 @@ class OnlineKMeans(GradientDescent):
     """
 
     name = "kmeans"
-    title = "online k-means"
+    uses_optimizer = False
+    state_fields = ("positions", "counts", "seeded", "rng")
 
     def __init__(
         self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None
     ):
         super().__init__(positions, settings, rng)
-        k = self.positions.shape[0]
-        self.counts = (
-            np.ones(k)
-            if isinstance(self.pos, np.ndarray)
-            else torch.ones(k, dtype=torch.float64, device=self.positions.device)
-        )
+        self.counts = self.backend.ones(self.positions.shape[0])
         self.seeded = False
 
     def begin_target(self, steps: int, density: densities.Density) -> None:
@@ -296,38 +254,18 @@ class OnlineKMeans(GradientDescent):
             self.seeded = True
         self.counts[:] = 1
 
-    def _update(self, points, matched) -> None:
-        moved = running_mean_update(self.pos, self.counts, points, matched)
+    def _update(self, points: Any, matched: Any) -> None:
+        moved = running_mean_update(self.pos, self.counts, points, matched, self.backend)
         self.index.mark_moved(moved)
 
-    def state_dict(self) -> dict:
-        return {
-            **super().state_dict(),
-            "counts": _state_tensor(self.counts),
-            "seeded": self.seeded,
-            "rng": _rng_state(self.rng),
-        }
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        value = state["counts"]
-        self.counts[:] = (
-            value.numpy() if isinstance(self.counts, np.ndarray) else value.to(self.counts.device)
-        )
-        self.seeded = bool(state["seeded"])
-        self.rng.bit_generator.state = state["rng"]
-
-
-METHODS: dict[str, type[GradientDescent]] = {
-    "gd": GradientDescent,
-    "sp": SplitAndPrune,
-    "soft": SoftSelection,
-    "kmeans": OnlineKMeans,
-}
+def method_class(name: str) -> type[Method]:
+    """The class of the method called `name` (imported on demand through the catalog)."""
+    return CATALOG[name].load()
 
 
 def make_method(
     name: str, positions: torch.Tensor, settings: Settings, rng: np.random.Generator
-) -> GradientDescent:
+) -> Method:
     """A fresh method called `name`, starting from a copy of `positions`."""
-    return METHODS[name](positions, settings, rng)
+    return method_class(name)(positions, settings, rng)

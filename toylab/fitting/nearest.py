@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-DISTANCES = ("l1", "l2")
-INDEXES = ("auto", "grid", "kdtree", "brute")
+from toylab.params import DISTANCES, INDEXES  # noqa: F401 (re-exported)
+
 _CHUNK_ELEMENTS = 1 << 21  # bound on the size of (points x nodes) temporaries
 # Cost model of the index (units ~ns on this machine, measured; only ratios matter): a
 # brute-force (point, node) distance, a tree node per log2 level at build, a tree query.

@@ -13,14 +13,16 @@ from __future__ import annotations
 import math
 
 from toylab.errors import ToylabError
+from toylab.params import DEFAULT_BETA_END, DEFAULT_BETA_START, DEFAULT_SCHEDULE, SCHEDULES
 
-SCHEDULES = ("linear", "geometric", "cosine")
-# Chosen on spiral (K = 10^3 and 10^4, 10^4 steps of 10 points) among linear, geometric and
-# cosine schedules with ends from 0.05 to 20,000: a long near-uniform phase that pulls far
-# nodes in, ending at 50 per unit distance (still soft on the 1/50 scale), gave the lowest KL.
-DEFAULT_BETA_START = 0.0
-DEFAULT_BETA_END = 50.0
-DEFAULT_SCHEDULE = "linear"
+__all__ = [
+    "DEFAULT_BETA_END",
+    "DEFAULT_BETA_START",
+    "DEFAULT_SCHEDULE",
+    "SCHEDULES",
+    "beta_at",
+    "check_schedule",
+]
 
 
 def check_schedule(shape: str, start: float, end: float) -> None:

@@ -140,7 +140,7 @@ def compute(
                     **{**config.to_dict(), "targets": [density.name], "seed": seed, "frames": 0}
                 )
                 run = Run(cfg, [density])
-                if not run.advance(should_stop, on_step=lambda r: bar.update(1)):
+                if not run.advance(should_stop, on_step=lambda r, s: bar.update(1)):
                     fitted = [t for t in targets if (t.name, "real") in cells]
                     return FigureResult(
                         fitted,

@@ -37,7 +37,8 @@ from PIL import Image
 
 import densities
 from toylab.config import RunConfig
-from toylab.fitting.methods import METHODS, SplitAndPrune
+from toylab.fitting.catalog import CATALOG, title
+from toylab.fitting.methods import SplitAndPrune
 from toylab.store.atomic import atomic_path, write_with
 from toylab.viz.explain.record import (
     GIF_FILE,
@@ -142,8 +143,9 @@ class Drawer:
                 zorder=4,
             )
             dead = ax.scatter([], [], marker="x", s=70, c=DEAD_RGB, linewidths=2.2, zorder=5)
-            title = getattr(METHODS.get(name), "title", name)
-            ax.set_title(f"{name}: {title}", loc="left", fontsize=14, fontweight="bold", pad=6)
+            ax.set_title(
+                f"{name}: {title(name)}", loc="left", fontsize=14, fontweight="bold", pad=6
+            )
             kl_text = ax.set_title("", loc="right", fontsize=13, pad=6)
             caption = self.fig.text(
                 x0 / width,
@@ -424,8 +426,7 @@ class Drawer:
 
 def splits_nodes(name: str) -> bool:
     """Whether the method splits and prunes (Split-and-Prune and its subclasses)."""
-    cls = METHODS.get(name)
-    return cls is not None and issubclass(cls, SplitAndPrune)
+    return name in CATALOG and issubclass(CATALOG[name].load(), SplitAndPrune)
 
 
 def _mappable() -> Any:

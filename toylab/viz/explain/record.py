@@ -29,6 +29,7 @@ import numpy as np
 import densities
 from toylab import streams
 from toylab.config import RunConfig
+from toylab.fitting.methods import Step
 from toylab.fitting.nearest import brute_force_nearest
 from toylab.metrics import evaluate
 from toylab.run import Run
@@ -168,44 +169,6 @@ class ExplainResult:
     seconds: float = 0.0
 
 
-class _Recorder:
-    """Wraps each method's `step` to keep what the run's loop throws away: the batch, the
-    matches, the splits, and the positions and counts just before the step."""
-
-    def __init__(self, run: Run, before_first_step: Any = None):
-        self.last: dict[str, dict[str, Any]] = {}
-        self.before_first_step = before_first_step  # called once, after every begin_target
-        for name, method in run.methods.items():
-            method.step = self._wrap(name, method)  # instance attribute shadows the class's
-
-    def _wrap(self, name: str, method: Any) -> Any:
-        original = method.step
-
-        def step(points: Any) -> Any:
-            if self.before_first_step is not None:
-                hook, self.before_first_step = self.before_first_step, None
-                hook()
-            before = method.positions.detach().cpu().numpy().copy()
-            counts = getattr(method, "counts", None)
-            counts_before = None if counts is None else np.asarray(counts, dtype=np.float64).copy()
-            result = original(points)
-            self.last[name] = {
-                "points": np.asarray(
-                    points.cpu() if hasattr(points, "cpu") else points, dtype=np.float64
-                ),
-                "matched": np.asarray(
-                    result.matched.cpu() if hasattr(result.matched, "cpu") else result.matched,
-                    dtype=np.int64,
-                ),
-                "splits": [(int(i), int(j)) for i, j in result.splits],
-                "before": before,
-                "counts_before": counts_before,
-            }
-            return result
-
-        return step
-
-
 def _share_text(value: float, limit: float) -> str:
     """A share with one decimal, or more when one decimal would print the threshold itself
     (0.49 < 0.5 must not read "0.5 < 0.5")."""
@@ -216,18 +179,23 @@ def _share_text(value: float, limit: float) -> str:
     return f"{value:.4g}"
 
 
+def _matched(rec: Step) -> np.ndarray:
+    m = rec.matched
+    return np.asarray(m.cpu() if hasattr(m, "cpu") else m, dtype=np.int64)
+
+
 def _split_events(
-    step: int, rec: dict[str, Any], k: int, split_ratio: float, prune_ratio: float
+    step: int, rec: Step, k: int, split_ratio: float, prune_ratio: float
 ) -> list[SplitEvent]:
     """The step's splits with their reasons, replaying the rule on the counts of that moment."""
-    if not rec["splits"]:
+    if not rec.splits:
         return []
-    matched, before = rec["matched"], rec["before"]
-    base = rec["counts_before"] if rec["counts_before"] is not None else np.zeros(k)
+    matched, before = _matched(rec), rec.positions_before
+    base = rec.counts_before if rec.counts_before is not None else np.zeros(k)
     counts = base + np.bincount(matched, minlength=k)
     pos = before.copy()
     events = []
-    for i, j in rec["splits"]:
+    for i, j in rec.splits:
         total = counts.sum()
         si = counts[i] / total * k if total > 0 else 0.0
         sj = counts[j] / total * k if total > 0 else 0.0
@@ -301,17 +269,19 @@ def simulate(
     frames: list[FrameView] = []
     last_frame = {"step": 0}
 
+    last: dict[str, Step] = {}
+
     def view(step: int, points: np.ndarray) -> None:
         methods = {}
         for name, method in run.methods.items():
             pos = method.positions.detach().cpu().numpy().copy()
-            rec = recorder.last.get(name)
+            rec = last.get(name)
             acc = pending[name]
             methods[name] = MethodView(
                 positions=pos,
                 share=windows[name].share(),
                 dead=windows[name].dead(step),
-                matched=rec["matched"] if rec and step > 0 else np.empty(0, np.int64),
+                matched=_matched(rec) if rec is not None and step > 0 else np.empty(0, np.int64),
                 moved=len(acc["nodes"]),
                 points_seen=acc["points"],
                 splits=list(acc["splits"]),
@@ -322,8 +292,6 @@ def simulate(
         frames.append(FrameView(step, min(last_frame["step"] + 1, step), points, methods))
         last_frame["step"] = step
 
-    # Frame 0 is taken just before the first step: after begin_target (k-means seeds there).
-    recorder = _Recorder(run, lambda: view(0, np.empty((0, 2))))
     bar = tqdm(
         total=config.steps,
         desc="fitting",
@@ -333,22 +301,26 @@ def simulate(
         leave=False,
     )
 
-    def on_step(r: Run) -> None:
+    def on_step(r: Run, steps: dict[str, Step]) -> None:
         step = r.step
         points = np.empty((0, 2))
-        for name in r.methods:
-            rec = recorder.last[name]
-            points = rec["points"]
-            windows[name].add(step, rec["matched"], rec["splits"])
+        for name, rec in steps.items():
+            last[name] = rec
+            points = rec.points
+            matched = _matched(rec)
+            windows[name].add(step, matched, rec.splits)
             acc = pending[name]
             acc["splits"] += _split_events(step, rec, k, config.split_ratio, config.prune_ratio)
-            acc["nodes"].update(np.unique(rec["matched"]).tolist())
-            acc["points"] += rec["matched"].size
+            acc["nodes"].update(np.unique(matched).tolist())
+            acc["points"] += matched.size
         if step in frame_steps:
             view(step, points)
         bar.update(1)
 
+    # Frame 0 is taken just before the first step: after begin_target (k-means seeds there).
     with bar:
-        run.advance(on_step=on_step)
+        run.advance(
+            on_step=on_step, detail=True, on_target_begin=lambda r: view(0, np.empty((0, 2)))
+        )
     real_kl = float(run.real.get(0, {}).get("kl", float("nan")))
     return frames, real_kl

@@ -1,0 +1,49 @@
+"""The fitting methods by name: their titles and where their classes live, imported on demand.
+
+This is the one list of methods. It imports nothing heavy, so the CLI can list and check method
+names (and pictures can title their panels) without loading numpy, torch or numba. Adding a
+method is one entry here plus its class.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """A method's name (as in --method), its title (as in pictures) and its class's location."""
+
+    name: str
+    title: str
+    where: str  # "module:Class"
+
+    def load(self) -> type[Any]:
+        module, _, cls = self.where.partition(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+CATALOG: dict[str, MethodEntry] = {
+    e.name: e
+    for e in (
+        MethodEntry("gd", "gradient descent", "toylab.fitting.methods:GradientDescent"),
+        MethodEntry("sp", "Split-and-Prune", "toylab.fitting.methods:SplitAndPrune"),
+        MethodEntry("soft", "soft selection", "toylab.fitting.methods:SoftSelection"),
+        MethodEntry("kmeans", "online k-means", "toylab.fitting.methods:OnlineKMeans"),
+    )
+}
+
+DEFAULT_METHODS = ("gd", "sp")
+
+
+def method_names() -> list[str]:
+    """Every method name, in catalog order."""
+    return list(CATALOG)
+
+
+def title(name: str) -> str:
+    """The method's title for pictures and tables (its name when it is not in the catalog)."""
+    entry = CATALOG.get(name)
+    return entry.title if entry is not None else name
