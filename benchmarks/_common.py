@@ -29,12 +29,10 @@ REF_VENV_HELP = (
 # The paper's PNG targets in distribution_playground/density_map_imgs (its file names).
 PAPER_PNGS = {"paper:spiral": "sprial", "paper:qr": "QR_code", "paper:words": "words"}
 # The paper's figure (K = 10,000, 100 bins): gradient descent, Split-and-Prune, real samples.
-PAPER_NUMBERS = {
-    "spiral": (20.19, 0.11, 0.21),
-    "blur_circles": (30.34, 0.14, 0.24),
-    "qr": (15.79, 0.12, 0.29),
-    "words": (29.36, 0.05, 0.16),
-}
+# The paper's figure (gd, sp, real samples): one table, kept in toylab.viz.figure.
+from toylab.paper import PAPER_KL  # noqa: E402
+
+PAPER_NUMBERS = {name: (kl["gd"], kl["sp"], kl["real"]) for name, kl in PAPER_KL.items()}
 
 
 def early_threads(default: int = 1) -> int:

@@ -64,20 +64,12 @@ def points_to_cells(points: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarr
     )
 
 
-def cells_to_points(
-    rows: np.ndarray, cols: np.ndarray, bins: int, jitter: np.ndarray | None = None
-) -> np.ndarray:
-    """Map cells back to points: cell centres, or `jitter` in [0, 1)^2 places them inside."""
-    rows = np.asarray(rows, dtype=np.float64)
-    cols = np.asarray(cols, dtype=np.float64)
-    if jitter is None:
-        jx = jy = 0.5
-    else:
-        jx, jy = jitter[:, 0], jitter[:, 1]
-    width = cell_width(bins)
-    x = DOMAIN[0] + (cols + jx) * width
-    y = DOMAIN[1] - (rows + jy) * width
-    return np.stack([x, y], axis=1)
+def cell_centre_grid(bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) coordinates of every cell centre, each (bins, bins), row 0 at the top."""
+    centres = -1.0 + (np.arange(bins) + 0.5) * (2.0 / bins)
+    x = np.broadcast_to(centres[None, :], (bins, bins))
+    y = np.broadcast_to(centres[::-1, None], (bins, bins))
+    return x, y
 
 
 def histogram(points: np.ndarray, bins: int) -> np.ndarray:
@@ -109,10 +101,6 @@ class Density:
     @property
     def bins(self) -> int:
         return self.array.shape[0]
-
-    @property
-    def domain(self) -> tuple[float, float]:
-        return DOMAIN
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.params.items())
@@ -158,14 +146,6 @@ class Density:
             flat = np.minimum(np.searchsorted(cdf, u, side="right"), cells - 1)
         rng.shuffle(flat)
         return flat
-
-    def cells(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, cols) of each point on this density's grid."""
-        return points_to_cells(points, self.bins)
-
-    def centres(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Cell centres of the given cells as (n, 2) points."""
-        return cells_to_points(rows, cols, self.bins)
 
     def histogram(self, points: np.ndarray) -> np.ndarray:
         """Integer count of points per cell of this density's grid."""

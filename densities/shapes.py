@@ -5,17 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .grid import DensityError
+from .grid import DensityError, cell_centre_grid
 from .registry import register
 from .resample import linear_matrix
-
-
-def cell_centre_grid(bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) coordinates of every cell centre, each (bins, bins), row 0 at the top."""
-    centres = -1.0 + (np.arange(bins) + 0.5) * (2.0 / bins)
-    x = np.broadcast_to(centres[None, :], (bins, bins))
-    y = np.broadcast_to(centres[::-1, None], (bins, bins))
-    return x, y
 
 
 def edge_coverage(inside_distance: np.ndarray, bins: int) -> np.ndarray:

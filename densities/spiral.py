@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .grid import cell_centre_grid
 from .registry import register
-from .shapes import cell_centre_grid, check_number, edge_coverage
+from .shapes import check_number, edge_coverage
 
 WIDTH_TAPER = 0.65  # the tip is 35% as wide as the centre
 INTENSITY_TAPER = 0.75  # the tip carries 25% of the centre's mass per area

@@ -136,7 +136,7 @@ def test_mp4(tmp_path):
 
 def test_cli_writes_gif_and_panels_narrow_it(run_dir, capsys):
     assert cli_main(["gif", str(run_dir), "--quiet", "--scale", "2"]) == 0
-    out = run_dir / gif.GIF_NAME
+    out = run_dir / "comparison.gif"
     assert capsys.readouterr().out.strip() == str(out)
     full = read_gif(out)
     assert full.shape[0] == N_FRAMES

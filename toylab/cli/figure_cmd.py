@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from toylab import params
@@ -69,11 +68,7 @@ def main(args: argparse.Namespace) -> int:
     )
     config = RunConfig(targets=list(figure.FIGURE_TARGETS), frames=0, **chosen).validate()
     targets = figure.build_figure_targets(config.bins, target_options(args), args.paper_images)
-    out = (
-        args.out
-        if args.out is not None
-        else Path("runs") / f"figure-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
+    out = args.out if args.out is not None else rundir.default_out("figure")
     rundir.check_new_out(out, args.force, figure.is_figure_dir, "toylab figure output")
     set_threads(config.threads)
     with stop_on_interrupt() as should_stop:

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 from toylab.errors import ToylabError
+from toylab.store import rundir
 from toylab.store.frames import FRAMES_FILE, Frames
 from toylab.viz import gif, render
 
@@ -32,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--out",
         metavar="FILE",
         type=Path,
-        help=f"GIF to write (default DIR/{gif.GIF_NAME}); --mp4 writes FILE with suffix .mp4 too",
+        help=f"GIF to write (default DIR/{rundir.GIF_FILE}); --mp4 writes FILE with suffix .mp4 too",
     )
     p.add_argument(
         "--fps",
@@ -88,7 +89,7 @@ def main(args: argparse.Namespace) -> int:
     frames = load_run(args.dir)
     panels = args.panels.split(",") if args.panels is not None else None
     panels = render.resolve_panels(frames, panels)
-    out = args.out if args.out is not None else args.dir / gif.GIF_NAME
+    out = args.out if args.out is not None else args.dir / rundir.GIF_FILE
     written = gif.render_run(
         frames, out, fps=fps, scale=scale, panels=panels, mp4=args.mp4, progress=not args.quiet
     )

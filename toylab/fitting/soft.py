@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from toylab.fitting.nearest import Scratch, distances_np, distances_torch
+from toylab.fitting.soft_kernel import TRUNCATE
 
 _CHUNK_ELEMENTS = 1 << 21
-TRUNCATE = 46.0  # drop weights below e^-46 (1e-20) of the nearest node's
 _SPARSE_BELOW = 0.25  # use the candidate list when it holds under this share of the table
 _BLOCK = 128  # nodes per block in the dense path's two-level running sums
 _REJECTION_ROUNDS = (16, 64, 256)  # proposals per row in each round before the dense fallback

@@ -40,10 +40,15 @@ GIF_FILE = "comparison.gif"
 REPORT_FILE = "report.html"
 
 
-def default_out(config: RunConfig) -> Path:
-    """runs/<target>-<YYYYmmdd-HHMMSS> (a sequence joins its target names with '+')."""
-    name = "+".join(dict.fromkeys(config.targets))[:60]
-    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+RUNS_FOLDER = Path("runs")
+
+
+def default_out(name: str | RunConfig) -> Path:
+    """runs/<name>-<YYYYmmdd-HHMMSS>: the default --out of every command that writes a folder.
+    A RunConfig names it after its targets (a sequence joins them with '+')."""
+    if not isinstance(name, str):
+        name = "+".join(dict.fromkeys(name.targets))[:60]
+    return RUNS_FOLDER / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def is_run_dir(path: Path) -> bool:
@@ -108,6 +113,18 @@ def kl_csv_text(rows: list[dict[str, Any]]) -> str:
             [r["step"], r["target"], r["method"], *(f"{r[k]:.6g}" for k in METRIC_NAMES)]
         )
     return buf.getvalue()
+
+
+def read_kl_csv(path: Path) -> list[dict[str, Any]]:
+    """kl.csv as rows like Run.kl_rows (empty when the file is missing)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [
+            {"step": int(r["step"]), "target": r["target"], "method": r["method"]}
+            | {k: float(r[k]) for k in METRIC_NAMES if k in r}
+            for r in csv.DictReader(fh)
+        ]
 
 
 def write_nodes(path: Path, positions: dict[str, np.ndarray]) -> None:

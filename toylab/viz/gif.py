@@ -38,7 +38,6 @@ MAX_FPS = 50
 HOLD_LAST_MS = 1000
 """Extra time on the last frame before the GIF loops, so the final fit can be read."""
 
-GIF_NAME = "comparison.gif"
 
 # Palette entries frames use (slot FREE_INDEX is never drawn).
 _GIF_PALETTE = render.PALETTE[: render.FREE_INDEX].tobytes()
@@ -195,19 +194,6 @@ def _mp4_writer(tmp: Path, fps: int) -> Iterator[object]:
         yield writer
     finally:
         writer.close()
-
-
-def write_mp4(
-    images: Iterable[np.ndarray], path: str | os.PathLike, fps: int = DEFAULT_FPS
-) -> Path:
-    """Write an H.264 MP4 atomically (needs imageio-ffmpeg); frames as in write_gif."""
-    require_ffmpeg()
-    with atomic_path(path) as tmp, _mp4_writer(tmp, fps) as writer:
-        for image in images:
-            a = np.asarray(image)
-            rgb = render.PALETTE[a] if a.ndim == 2 else a
-            writer.append_data(_pad_even(rgb))  # type: ignore[attr-defined]
-    return Path(path)
 
 
 def check_frames(frames: Frames) -> None:

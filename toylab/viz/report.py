@@ -17,7 +17,6 @@ and config.json alone. Both write atomically.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -30,7 +29,15 @@ from matplotlib.ticker import LogFormatter
 from toylab.errors import ToylabError
 from toylab.metrics import METRIC_NAMES
 from toylab.store.atomic import write_text
-from toylab.store.rundir import CONFIG_FILE, FINAL_PNG, GIF_FILE, KL_FILE, METRICS_FILE, REPORT_FILE
+from toylab.store.rundir import (
+    CONFIG_FILE,
+    FINAL_PNG,
+    GIF_FILE,
+    KL_FILE,
+    METRICS_FILE,
+    REPORT_FILE,
+    read_kl_csv,
+)
 
 INLINE_GIF_MAX = 4 * 1024 * 1024
 """A GIF up to this size is inlined; a larger one is referenced beside the report."""
@@ -78,20 +85,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def read_kl_csv(path: Path) -> list[dict[str, Any]]:
-    """kl.csv as rows like Run.kl_rows (empty when the file is missing)."""
-    if not path.is_file():
-        return []
-    rows = []
-    with open(path, newline="", encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            rows.append(
-                {"step": int(r["step"]), "target": r["target"], "method": r["method"]}
-                | {k: float(r[k]) for k in METRIC_NAMES if k in r}
-            )
-    return rows
 
 
 # --------------------------------------------------------------------------- status

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +26,14 @@ from typing import Any
 import numpy as np
 
 import densities
+from densities.grid import cell_centre_grid
 from toylab import streams
 from toylab.config import RunConfig
 from toylab.fitting.methods import Step
 from toylab.fitting.nearest import brute_force_nearest
 from toylab.metrics import evaluate
 from toylab.run import Run
+from toylab.store import rundir
 
 MAX_NODES = 512
 """Largest K the teaching view accepts: every frame labels GRID^2 pixels against all K nodes."""
@@ -78,7 +79,7 @@ def default_every(steps: int) -> int:
 
 def default_out(target: str) -> Path:
     """runs/explain-<target>-<YYYYmmdd-HHMMSS>."""
-    return Path("runs") / f"explain-{target}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return rundir.default_out(f"explain-{target}")
 
 
 # --------------------------------------------------------------------------- regions
@@ -87,8 +88,7 @@ def default_out(target: str) -> Path:
 def pixel_centres(grid: int = GRID) -> np.ndarray:
     """(grid^2, 2) centres of a grid x grid raster over [-1, 1]^2, row-major, row 0 at the top
     (+y), column 0 at the left (-x): the densities' orientation."""
-    c = -1.0 + (np.arange(grid) + 0.5) * (2.0 / grid)
-    x, y = np.meshgrid(c, -c)  # rows go down in y
+    x, y = cell_centre_grid(grid)
     return np.stack([x.ravel(), y.ravel()], axis=1)
 
 
