@@ -12,8 +12,8 @@ from dataclasses import asdict, field, fields, make_dataclass
 from typing import Any
 
 from toylab import params
+from toylab.catalog import DEFAULT_METHODS
 from toylab.errors import ToylabError
-from toylab.fitting.catalog import DEFAULT_METHODS
 from toylab.params import Settings
 
 __all__ = ["DEFAULT_METHODS", "RunConfig", "Settings", "check_device"]

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
+from toylab.catalog import DEFAULT_METHODS, method_names
 from toylab.errors import ToylabError
-from toylab.fitting.catalog import DEFAULT_METHODS, method_names
 
 DISTANCES = ("l1", "l2")
 OPTIMIZERS = ("sgd", "adam")

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from toylab import params
+from toylab.catalog import DEFAULT_METHODS
 from toylab.cli import driver as runner
 from toylab.cli.common import add_target_options, target_options
-from toylab.fitting.catalog import DEFAULT_METHODS
 from toylab.viz import explain as ex
 
 

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 import densities
+from toylab.catalog import CATALOG
 from toylab.fitting.backend import StateMixin, backend_for
-from toylab.fitting.catalog import CATALOG
 from toylab.fitting.grid_index import GridIndex
 from toylab.fitting.kmeans import kmeans_plus_plus, running_mean_update
 from toylab.fitting.nearest import make_index

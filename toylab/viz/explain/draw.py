@@ -36,8 +36,8 @@ from matplotlib.ticker import NullLocator
 from PIL import Image
 
 import densities
+from toylab.catalog import CATALOG, title
 from toylab.config import RunConfig
-from toylab.fitting.catalog import CATALOG, title
 from toylab.fitting.methods import SplitAndPrune
 from toylab.store.atomic import atomic_path, write_with
 from toylab.viz.explain.record import (
