@@ -79,6 +79,8 @@ class Run:
             steps_per_target=config.steps,
         )
         self.latest: dict[str, dict[str, float]] = {}
+        self._fit_key: tuple[int, int] | None = None  # see current_fit
+        self._fit: tuple[dict[str, np.ndarray], dict[str, dict[str, float]]] = ({}, {})
 
     # -- progress -------------------------------------------------------------------------
     @property
@@ -174,10 +176,7 @@ class Run:
         is_eval = self.eval_every is not None and self.step % self.eval_every == 0
         if not (is_frame or is_eval):
             return
-        hists = {
-            name: node_histogram(m.positions, self.density.bins) for name, m in self.methods.items()
-        }
-        scores = {name: evaluate_histogram(h, self.density) for name, h in hists.items()}
+        hists, scores = self.current_fit()
         self.latest = scores
         for name, s in scores.items():
             self.kl_rows.append(
@@ -199,12 +198,24 @@ class Run:
         self.step = 0
         self.target_begun = False
 
+    def current_fit(self) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
+        """Every method's node histogram and scores on the current target, as the nodes stand
+        now. Computed once per step and target: the log, metrics and pictures share them."""
+        key = (self.global_step, min(self.target_pos, len(self.targets) - 1))
+        if self._fit_key != key:
+            density = self.density
+            hists = {
+                name: node_histogram(m.positions, density.bins) for name, m in self.methods.items()
+            }
+            scores = {name: evaluate_histogram(h, density) for name, h in hists.items()}
+            self._fit, self._fit_key = (hists, scores), key
+        return self._fit
+
     def target_result(self, final: bool) -> dict[str, Any]:
         """Metrics of the current target: real samples and every method as it stands now."""
         density = self.density
         methods = {}
-        for name, method in self.methods.items():
-            scores = evaluate_histogram(node_histogram(method.positions, density.bins), density)
+        for name, scores in self.current_fit()[1].items():
             methods[name] = scores | {"seconds": round(self.seconds[name], 4), "steps": self.step}
         return {
             "target": density.name,

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from toylab.metrics import node_histogram
 from toylab.run import DEFAULT_THREADS, Run, set_threads  # noqa: F401 (used by commands)
 from toylab.store import rundir
 
@@ -84,8 +83,9 @@ def write_pictures(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool
 
     written = []
     density = run.density
-    hists = np.stack([node_histogram(m.positions, density.bins) for m in run.methods.values()])
-    kls = [s["kl"] for s in run.target_result(final=False)["methods"].values()]
+    fitted, scores = run.current_fit()
+    hists = np.stack([fitted[name] for name in run.methods])
+    kls = [scores[name]["kl"] for name in run.methods]
     render.render_final_png(
         out / rundir.FINAL_PNG,
         hists,
@@ -109,7 +109,7 @@ def finish(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool) -> Non
     write_pictures(out, run, gif_options, quiet)
     from toylab.viz.report import write_report
 
-    write_report(out, run)  # after the pictures: it inlines final.png and the GIF
+    write_report(out, run, {"gif": gif_options})  # after the pictures: it inlines them
 
 
 def results_table(metrics: dict[str, Any]) -> str:

@@ -77,7 +77,7 @@ def load_run(run_dir: Path) -> Frames:
         frames = Frames.load(path)
     except (zipfile.BadZipFile, EOFError, TypeError, IndexError) as err:
         raise ToylabError(f"cannot read {path}: {err or type(err).__name__}") from None
-    gif.check_frames(frames)
+    frames.check()
     return frames
 
 

@@ -25,7 +25,7 @@ from scipy.spatial import cKDTree
 
 from toylab.params import DISTANCES, INDEXES  # noqa: F401 (re-exported)
 
-_CHUNK_ELEMENTS = 1 << 21  # bound on the size of (points x nodes) temporaries
+CHUNK_ELEMENTS = 1 << 21  # bound on the size of (points x nodes) temporaries
 # Cost model of the index (units ~ns on this machine, measured; only ratios matter): a
 # brute-force (point, node) distance, a tree node per log2 level at build, a tree query.
 _PAIR_COST = 10.0
@@ -92,7 +92,7 @@ def distances_torch(points: torch.Tensor, nodes: torch.Tensor, distance: str) ->
 def brute_force_nearest(points, nodes, distance: str = "l1"):
     """Nearest node of each point (lowest index on ties), numpy or torch, in chunks."""
     n = nodes.shape[0]
-    chunk = max(1, _CHUNK_ELEMENTS // max(n, 1))
+    chunk = max(1, CHUNK_ELEMENTS // max(n, 1))
     if isinstance(nodes, torch.Tensor):
         points = points.to(nodes)
         parts = [
@@ -237,7 +237,7 @@ class KDTreeIndex:
         pos_dirty = self.positions[dirty]
         out_d = np.empty(points.shape[0])
         out_j = np.empty(points.shape[0], dtype=np.int64)
-        chunk = max(1, _CHUNK_ELEMENTS // dirty.size)
+        chunk = max(1, CHUNK_ELEMENTS // dirty.size)
         for s in range(0, points.shape[0], chunk):
             d = distances_np(points[s : s + chunk], pos_dirty, self.distance)
             first = d.argmin(axis=1)

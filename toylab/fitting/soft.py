@@ -22,10 +22,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from toylab.fitting.nearest import Scratch, distances_np, distances_torch
+from toylab.fitting.nearest import CHUNK_ELEMENTS, Scratch, distances_np, distances_torch
 from toylab.fitting.soft_kernel import TRUNCATE
 
-_CHUNK_ELEMENTS = 1 << 21
 _SPARSE_BELOW = 0.25  # use the candidate list when it holds under this share of the table
 _BLOCK = 128  # nodes per block in the dense path's two-level running sums
 _REJECTION_ROUNDS = (16, 64, 256)  # proposals per row in each round before the dense fallback
@@ -52,7 +51,7 @@ class SoftSelector:
             return self._select_torch(points, nodes, beta, gen)
         k = nodes.shape[0]
         out = np.empty(points.shape[0], dtype=np.int64)
-        chunk = max(1, _CHUNK_ELEMENTS // k)
+        chunk = max(1, CHUNK_ELEMENTS // k)
         for s in range(0, points.shape[0], chunk):
             pts = points[s : s + chunk]
             table = distances_np(pts, nodes, self.distance, self.scratch)
@@ -136,7 +135,7 @@ class SoftSelector:
 
     def _select_torch(self, points, nodes, beta: float, gen: torch.Generator | None):
         k = nodes.shape[0]
-        chunk = max(1, _CHUNK_ELEMENTS // k)
+        chunk = max(1, CHUNK_ELEMENTS // k)
         parts = []
         for s in range(0, points.shape[0], chunk):
             d = distances_torch(points[s : s + chunk], nodes, self.distance)

@@ -65,6 +65,30 @@ class Frames:
         self.global_step.append(int(global_step))
         self.kl.append(np.asarray(kl, dtype=np.float64))
 
+    def check(self) -> None:
+        """A one-line ToylabError when a loaded Frames is empty or its arrays disagree."""
+        n = len(self)
+        if n == 0:
+            raise ToylabError("the run recorded no frames yet")
+        if not self.target_arrays or not self.methods:
+            raise ToylabError("frames have no targets or no methods")
+        bins, m, t = self.bins, len(self.methods), len(self.target_names)
+        if len(self.target_arrays) != t:
+            raise ToylabError(
+                f"frames: {t} target names but {len(self.target_arrays)} target arrays"
+            )
+        if self.nodes < 1:
+            raise ToylabError(f"frames: nodes must be at least 1, got {self.nodes}")
+        lengths = {len(self.target_index), len(self.step), len(self.kl)}
+        if lengths != {n}:
+            raise ToylabError("frames: per-frame arrays have different lengths")
+        if any(np.shape(h) != (m, bins, bins) for h in self.hist):
+            raise ToylabError(f"frames: histograms are not ({m}, {bins}, {bins})")
+        if any(np.shape(k) != (m,) for k in self.kl):
+            raise ToylabError(f"frames: KL values are not one per method ({m})")
+        if any(not 0 <= ti < t for ti in self.target_index):
+            raise ToylabError("frames: a frame's target index is out of range")
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The npz payload."""
         bins, m = self.bins, len(self.methods)

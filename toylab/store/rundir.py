@@ -90,8 +90,8 @@ def versions() -> dict[str, str]:
     return out
 
 
-def write_config(out: Path, config: RunConfig, extra: dict[str, Any] | None = None) -> None:
-    """config.json: every argument after defaults, package versions, seed and threads."""
+def config_payload(config: RunConfig, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """config.json's content: every argument after defaults, package versions, seed, threads."""
     payload = {
         "args": config.to_dict(),
         "seed": config.seed,
@@ -100,7 +100,12 @@ def write_config(out: Path, config: RunConfig, extra: dict[str, Any] | None = No
         "command": sys.argv,
     }
     payload.update(extra or {})
-    write_json(out / CONFIG_FILE, payload)
+    return payload
+
+
+def write_config(out: Path, config: RunConfig, extra: dict[str, Any] | None = None) -> None:
+    """config.json (see config_payload)."""
+    write_json(out / CONFIG_FILE, config_payload(config, extra))
 
 
 def kl_csv_text(rows: list[dict[str, Any]]) -> str:

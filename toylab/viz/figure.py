@@ -21,6 +21,7 @@ import numpy as np
 
 import densities
 from toylab import streams
+from toylab.catalog import title
 from toylab.config import RunConfig
 from toylab.errors import ToylabError
 from toylab.metrics import node_histogram
@@ -154,14 +155,7 @@ def compute(
 
 
 def column_title(column: str) -> str:
-    return {
-        "gd": "gradient descent",
-        "sp": "Split-and-Prune",
-        "soft": "soft selection",
-        "kmeans": "online k-means",
-        "real": "real samples",
-        "target": "target",
-    }.get(column, column)
+    return {"real": "real samples", "target": "target"}.get(column) or title(column)
 
 
 def draw(result: FigureResult, png: Path, pdf: Path) -> None:

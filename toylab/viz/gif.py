@@ -196,29 +196,6 @@ def _mp4_writer(tmp: Path, fps: int) -> Iterator[object]:
         writer.close()
 
 
-def check_frames(frames: Frames) -> None:
-    """A one-line ToylabError when a loaded Frames is empty or its arrays disagree."""
-    n = len(frames)
-    if n == 0:
-        raise ToylabError("the run recorded no frames yet")
-    if not frames.target_arrays or not frames.methods:
-        raise ToylabError("frames have no targets or no methods")
-    bins, m, t = frames.bins, len(frames.methods), len(frames.target_names)
-    if len(frames.target_arrays) != t:
-        raise ToylabError(f"frames: {t} target names but {len(frames.target_arrays)} target arrays")
-    if frames.nodes < 1:
-        raise ToylabError(f"frames: nodes must be at least 1, got {frames.nodes}")
-    lengths = {len(frames.target_index), len(frames.step), len(frames.kl)}
-    if lengths != {n}:
-        raise ToylabError("frames: per-frame arrays have different lengths")
-    if any(np.shape(h) != (m, bins, bins) for h in frames.hist):
-        raise ToylabError(f"frames: histograms are not ({m}, {bins}, {bins})")
-    if any(np.shape(k) != (m,) for k in frames.kl):
-        raise ToylabError(f"frames: KL values are not one per method ({m})")
-    if any(not 0 <= ti < t for ti in frames.target_index):
-        raise ToylabError("frames: a frame's target index is out of range")
-
-
 def render_run(
     frames: Frames,
     out_path: str | os.PathLike,
@@ -237,7 +214,7 @@ def render_run(
     """
     from tqdm import tqdm
 
-    check_frames(frames)
+    frames.check()
     fps = check_fps(fps)
     scale = render.default_scale(frames.bins) if scale is None else check_scale(scale)
     chosen = render.resolve_panels(frames, panels)

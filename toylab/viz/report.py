@@ -9,7 +9,7 @@ Images are inlined as base64 data URIs (PNG for the curves and final.png), so th
 no other file; the GIF is inlined too up to INLINE_GIF_MAX bytes and otherwise referenced as
 comparison.gif beside the report (a relative URL, which file:// pages load).
 
-`write_report(out, run)` builds it from a Run in memory (runner.finish calls it after the
+`write_report(out, run, extra)` builds it from a Run in memory (runner.finish calls it after the
 pictures, also on Ctrl-C); `write_report_from_dir(out)` rebuilds it from metrics.json, kl.csv
 and config.json alone. Both write atomically.
 """
@@ -28,6 +28,7 @@ from matplotlib.ticker import LogFormatter
 
 from toylab.errors import ToylabError
 from toylab.metrics import METRIC_NAMES
+from toylab.store import rundir
 from toylab.store.atomic import write_text
 from toylab.store.rundir import (
     CONFIG_FILE,
@@ -57,11 +58,10 @@ TABLE_COLUMNS = (
 # --------------------------------------------------------------------------- entry points
 
 
-def write_report(out: Path, run: Any) -> Path:
-    """Write out/report.html for a Run as it stands (complete or interrupted)."""
-    config = _read_json(out / CONFIG_FILE) or {}
-    config = {**config, "args": run.config.to_dict()}
-    return _write(out, run.metrics(), list(run.kl_rows), config)
+def write_report(out: Path, run: Any, extra: dict[str, Any] | None = None) -> Path:
+    """Write out/report.html for a Run as it stands (complete or interrupted); `extra` holds
+    what config.json adds to the run's arguments (e.g. the GIF options)."""
+    return _write(out, run.metrics(), list(run.kl_rows), rundir.config_payload(run.config, extra))
 
 
 def write_report_from_dir(out: str | Path) -> Path:
