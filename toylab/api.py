@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 import densities
+from toylab import params
 from toylab.config import RunConfig
 from toylab.metrics import evaluate as _evaluate
 from toylab.run import Run, set_threads
@@ -46,12 +47,19 @@ def fit(
 ) -> FitResult:
     """Fit every method to `target` (a name, comma sequence or list) in memory; no files.
 
-    Other keyword arguments are RunConfig fields (steps, batch, seed, lr, ...) or target
-    parameters (e.g. text="hi" for words, turns=2 for spiral, path=... for image).
+    Other keyword arguments are the run parameters of `toylab.params.PARAMS` (steps, batch,
+    seed, lr, ..., each checked by the table's rules) or target parameters, by their option
+    name (qr_data, spiral_turns, ...) or by the keyword of `densities.get` (text="hi",
+    turns=2, path=... for image).
     """
-    fields = set(RunConfig.__dataclass_fields__)
-    config_args = {k: v for k, v in options.items() if k in fields}
-    target_opts = {k: v for k, v in options.items() if k not in fields}
+    config_args = {
+        k: v for k, v in options.items() if k in params.BY_NAME and not params.BY_NAME[k].keyword
+    }
+    target_opts = {
+        (params.BY_NAME[k].keyword if k in params.BY_NAME else k): v
+        for k, v in options.items()
+        if k not in config_args
+    }
     names = densities.parse_names(target) if isinstance(target, str) else list(target)
     config = RunConfig(
         targets=names,
