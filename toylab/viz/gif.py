@@ -79,22 +79,50 @@ def _as_indices(image: np.ndarray) -> np.ndarray:
     return rgb_to_indices(a)
 
 
-def _pil_frames(
-    images: Iterable[np.ndarray], duration_ms: int, hold_last_ms: int
-) -> Iterator[Image.Image]:
-    """Palette images with their delays; the last one held `hold_last_ms` longer."""
-    prev: Image.Image | None = None
-    for image in images:
-        img = Image.fromarray(_as_indices(image), "P")
-        img.putpalette(_GIF_PALETTE)
-        img.info["duration"] = duration_ms
-        if prev is not None:
-            yield prev
-        prev = img
-    if prev is None:
-        raise ToylabError("no frames to write")
-    prev.info["duration"] = duration_ms + hold_last_ms
-    yield prev
+def save_indexed_gif(
+    indices: Iterable[np.ndarray],
+    path: str | os.PathLike,
+    palette: bytes,
+    fps: int,
+    hold_last_ms: int,
+    transparency: int | None = None,
+) -> Path:
+    """The one GIF writer: (H, W) uint8 palette-index frames on one global `palette` (RGB
+    bytes), an endless loop, `fps` frames a second with the last held `hold_last_ms` longer,
+    written atomically. With `transparency`, that index means "as in the previous frame"."""
+    fps = check_fps(fps)
+    duration = round(1000 / fps / 10) * 10  # what the GIF can store: whole centiseconds
+
+    def frames() -> Iterator[Image.Image]:
+        prev: Image.Image | None = None
+        for idx in indices:
+            img = Image.fromarray(idx, "P")
+            img.putpalette(palette)
+            img.info["duration"] = duration
+            if prev is not None:
+                yield prev
+            prev = img
+        if prev is None:
+            raise ToylabError("no frames to write")
+        prev.info["duration"] = duration + hold_last_ms
+        yield prev
+
+    it = frames()
+    first = next(it)
+    extra = {} if transparency is None else {"transparency": transparency}
+    with atomic_path(path) as tmp:
+        first.save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=it,
+            loop=0,
+            palette=palette,  # one global colour table, no per-frame tables
+            optimize=False,
+            disposal=1,  # keep each frame in place: the next one only paints what changed
+            **extra,
+        )
+    return Path(path)
 
 
 def check_fps(fps: int) -> int:
@@ -128,23 +156,8 @@ def write_gif(
     images: (H, W) uint8 palette indices (as render.frame_indices gives) or (H, W, 3) uint8
     RGB (mapped to the palette without dithering); all the same size. Consumed lazily.
     """
-    fps = check_fps(fps)
-    duration = round(1000 / fps / 10) * 10  # what the GIF can store: whole centiseconds
-    frames = _pil_frames(images, duration, hold_last_ms)
-    first = next(frames)
-
-    with atomic_path(path) as tmp:
-        first.save(
-            tmp,
-            format="GIF",
-            save_all=True,
-            append_images=frames,
-            loop=0,
-            palette=_GIF_PALETTE,  # one global colour table, no per-frame tables
-            optimize=False,
-            disposal=1,  # keep each frame in place: the next one only paints what changed
-        )
-    return Path(path)
+    indices = (_as_indices(image) for image in images)
+    return save_indexed_gif(indices, path, _GIF_PALETTE, fps, hold_last_ms)
 
 
 def have_ffmpeg() -> bool:

@@ -39,7 +39,7 @@ import densities
 from toylab.catalog import CATALOG, title
 from toylab.config import RunConfig
 from toylab.fitting.methods import SplitAndPrune
-from toylab.store.atomic import atomic_path, write_with
+from toylab.store.atomic import write_with
 from toylab.viz.explain.record import (
     GIF_FILE,
     GRID,
@@ -51,6 +51,7 @@ from toylab.viz.explain.record import (
     owner_labels,
     region_boundaries,
 )
+from toylab.viz.gif import save_indexed_gif
 
 DPI = 100
 PANEL_IN = 4.4
@@ -508,9 +509,6 @@ def write_outputs(
     palette, palette_bytes = build_palette([drawer.render(frames[i])[0] for i in samples])
     drawn: list[dict[str, dict[str, int]]] = []
     still_paths: list[Path] = []
-    duration = round(1000 / fps / 10) * 10  # whole centiseconds, as GIFs store delays
-    durations = [duration] * len(frames)
-    durations[-1] += hold_last_ms
 
     def images() -> Any:
         bar = tqdm(
@@ -528,25 +526,11 @@ def write_outputs(
                 if previous is not None:  # unchanged pixels stay as drawn: 1/3 of the bytes
                     stored[idx == previous] = TRANSPARENT
                 previous = idx
-                img = Image.fromarray(stored, "P")
-                img.putpalette(palette_bytes)
-                yield img
+                yield stored
 
-    gif_path = out / GIF_FILE
-    it = images()
-    first = next(it)
-    with atomic_path(gif_path) as tmp:
-        first.save(
-            tmp,
-            format="GIF",
-            save_all=True,
-            append_images=it,
-            loop=0,
-            duration=durations,
-            optimize=False,
-            disposal=1,
-            transparency=TRANSPARENT,
-        )
+    gif_path = save_indexed_gif(
+        images(), out / GIF_FILE, palette_bytes, fps, hold_last_ms, transparency=TRANSPARENT
+    )
     return gif_path, still_paths, drawn
 
 
