@@ -254,15 +254,17 @@ CROSS_RULES: tuple[Callable[[dict[str, Any]], None], ...] = (_lr_is_stable, _bet
 
 
 def help_text(p: Param, default: Any = None) -> str:
-    """The option's help with its default, as --help shows it."""
+    """The option's help with its allowed range and default, as --help shows it."""
     value = p.default if default is None else default
-    if p.keyword or value is None or p.optional:
-        return p.help
-    if isinstance(value, list):
-        shown = ",".join(value)
-    else:
-        shown = f"{value:g}" if isinstance(value, float) else value
-    return f"{p.help} (default {shown})"
+    notes = []
+    if p.minimum is not None and p.maximum is not None:
+        notes.append(f"{p.minimum:g}..{p.maximum:g}")
+    if not (p.keyword or value is None or p.optional):
+        if isinstance(value, list):
+            notes.append(f"default {','.join(value)}")
+        else:
+            notes.append(f"default {value:g}" if isinstance(value, float) else f"default {value}")
+    return f"{p.help} ({', '.join(notes)})" if notes else p.help
 
 
 def add_options(parser: Any, names: Iterable[str], defaults: dict[str, Any] | None = None) -> None:
