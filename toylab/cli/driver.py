@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from toylab import progress
 from toylab.metrics import node_histogram
 from toylab.run import Run
 from toylab.store import rundir
@@ -56,16 +57,11 @@ def set_threads(threads: int | None) -> int:
     return n
 
 
-def progress_bar(run: Run, quiet: bool) -> tqdm:
-    return tqdm(
-        total=run.total_steps,
-        initial=run.global_step,
-        unit="step",
-        file=sys.stderr,
-        disable=quiet,
-        dynamic_ncols=True,
-        desc=run.density.name,
-        mininterval=0.25,
+def progress_bar(run: Run, quiet: bool, file: Any = None) -> tqdm:
+    """The run's bar (target, steps; the caller adds the live KL): redrawn in place in a
+    terminal, a plain line every few seconds in a log (see toylab.progress)."""
+    return progress.bar(
+        run.total_steps, run.density.name, quiet, initial=run.global_step, file=file
     )
 
 

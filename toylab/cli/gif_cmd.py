@@ -32,7 +32,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--out",
         metavar="FILE",
         type=Path,
-        help=f"GIF to write (default DIR/{gif.GIF_NAME}); --mp4 writes FILE with suffix .mp4 too",
+        help=f"GIF to write (default: a new DIR/comparison-N.gif, so the run's own {gif.GIF_NAME} "
+        "is kept); --mp4 writes FILE with suffix .mp4 too",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help=f"replace the run's own DIR/{gif.GIF_NAME} instead of writing a new file",
     )
     p.add_argument(
         "--fps",
@@ -80,6 +86,23 @@ def load_run(run_dir: Path) -> Frames:
     return frames
 
 
+def default_out(run_dir: Path, force: bool, mp4: bool) -> Path:
+    """DIR/comparison.gif when it is free or under --force; else the first free
+    comparison-N.gif (N = 2, 3, ...; with its .mp4 when --mp4), so a re-render never
+    replaces the run's own GIF."""
+
+    def free(path: Path) -> bool:
+        return not path.exists() and not (mp4 and path.with_suffix(".mp4").exists())
+
+    own = run_dir / gif.GIF_NAME
+    if force or free(own):
+        return own
+    n = 2
+    while not free(run_dir / f"{own.stem}-{n}{own.suffix}"):
+        n += 1
+    return run_dir / f"{own.stem}-{n}{own.suffix}"
+
+
 def main(args: argparse.Namespace) -> int:
     fps = gif.check_fps(args.fps)
     scale = gif.check_scale(args.scale) if args.scale is not None else None
@@ -88,7 +111,7 @@ def main(args: argparse.Namespace) -> int:
     frames = load_run(args.dir)
     panels = args.panels.split(",") if args.panels is not None else None
     panels = render.resolve_panels(frames, panels)
-    out = args.out if args.out is not None else args.dir / gif.GIF_NAME
+    out = args.out if args.out is not None else default_out(args.dir, args.force, args.mp4)
     written = gif.render_run(
         frames, out, fps=fps, scale=scale, panels=panels, mp4=args.mp4, progress=not args.quiet
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 import densities
-from toylab import streams
+from toylab import progress, streams
 from toylab.config import RunConfig
 from toylab.errors import ToylabError
 from toylab.metrics import node_histogram
@@ -120,19 +119,10 @@ def compute(
     When should_stop() turns true the fit in progress is dropped and the fits finished so far
     are returned (result.complete False): a Ctrl-C still gives a figure of what was done.
     """
-    from tqdm import tqdm
-
     cells: dict[tuple[str, str], Cell] = {}
     total = len(seeds) * len(targets) * config.steps
     done_seeds: list[int] = []
-    with tqdm(
-        total=total,
-        unit="step",
-        file=sys.stderr,
-        disable=quiet,
-        dynamic_ncols=True,
-        mininterval=0.25,
-    ) as bar:
+    with progress.bar(total, "figure", quiet) as bar:
         for seed in seeds:
             for density in targets:
                 bar.set_description(f"{density.name} seed {seed}")

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from toylab import progress as progress_bar
 from toylab.errors import ToylabError
 from toylab.store.atomic import atomic_path
 from toylab.store.frames import Frames
@@ -249,8 +249,6 @@ def render_run(
     All arguments are checked before anything is written; `progress` shows a tqdm bar on
     stderr. Interrupted (Ctrl-C), neither file is left behind half-written.
     """
-    from tqdm import tqdm
-
     check_frames(frames)
     fps = check_fps(fps)
     scale = render.default_scale(frames.bins) if scale is None else check_scale(scale)
@@ -263,17 +261,12 @@ def render_run(
         raise ToylabError(f"the GIF path {out_path} ends in .mp4; give it a .gif name")
 
     def rendered() -> Iterator[np.ndarray]:
-        bar = tqdm(
-            range(len(frames)),
-            desc="rendering",
-            unit="frame",
-            file=sys.stderr,
-            disable=not progress,
-            leave=False,
-        )
-        with bar:
-            for i in bar:
+        with progress_bar.bar(
+            len(frames), "rendering", not progress, unit="frame", leave=False
+        ) as bar:
+            for i in range(len(frames)):
                 yield render.frame_indices(frames, i, scale, chosen)
+                bar.update(1)
 
     if not mp4:
         return [write_gif(rendered(), out_path, fps)]
