@@ -84,6 +84,11 @@ def advance_with_progress(run: Run, should_stop: Callable[[], bool], quiet: bool
         return run.advance(should_stop, on_step)
 
 
+def real_kls(run: Run) -> list[float]:
+    """Each target's real-samples KL so far (NaN for a target not begun), for the pictures."""
+    return [run.real.get(t, {}).get("kl", float("nan")) for t in range(len(run.targets))]
+
+
 def write_pictures(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool) -> list[Path]:
     """final.png of the current target and comparison.gif of every recorded frame."""
     from toylab.viz import gif, render
@@ -92,6 +97,7 @@ def write_pictures(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool
     density = run.density
     hists = np.stack([node_histogram(m.positions, density.bins) for m in run.methods.values()])
     kls = [s["kl"] for s in run.target_result(final=False)["methods"].values()]
+    real = real_kls(run)
     render.render_final_png(
         out / rundir.FINAL_PNG,
         hists,
@@ -100,11 +106,14 @@ def write_pictures(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool
         run.config.nodes,
         kls,
         density.name,
+        step=run.config.steps if run.done else run.step,
+        real_kl=real[min(run.target_pos, len(real) - 1)],
+        theme=gif_options.get("theme", render.DEFAULT_THEME),
     )
     written.append(out / rundir.FINAL_PNG)
     if len(run.frames):
         written += gif.render_run(
-            run.frames, out / rundir.GIF_FILE, progress=not quiet, **gif_options
+            run.frames, out / rundir.GIF_FILE, progress=not quiet, real_kl=real, **gif_options
         )
     return written
 

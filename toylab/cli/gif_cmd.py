@@ -8,6 +8,7 @@ from pathlib import Path
 
 from toylab.errors import ToylabError
 from toylab.store.frames import FRAMES_FILE, Frames
+from toylab.store.rundir import METRICS_FILE
 from toylab.viz import gif, render
 
 
@@ -65,6 +66,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also write an MP4 (needs imageio-ffmpeg: pip install 'toylab[mp4]')",
     )
+    p.add_argument(
+        "--theme",
+        default=render.DEFAULT_THEME,
+        choices=tuple(render.THEMES),
+        help="dark (default, for screens) or light (white background, for papers)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
 
@@ -84,6 +91,20 @@ def load_run(run_dir: Path) -> Frames:
         raise ToylabError(f"cannot read {path}: {err or type(err).__name__}") from None
     gif.check_frames(frames)
     return frames
+
+
+def read_real_kls(run_dir: Path) -> list[float] | None:
+    """Each target's real-samples KL from DIR/metrics.json (None when it cannot be read:
+    the frames are then drawn without it)."""
+    import json
+
+    try:
+        metrics = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
+        return [
+            float(t.get("real_samples", {}).get("kl", float("nan"))) for t in metrics["targets"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def default_out(run_dir: Path, force: bool, mp4: bool) -> Path:
@@ -113,7 +134,15 @@ def main(args: argparse.Namespace) -> int:
     panels = render.resolve_panels(frames, panels)
     out = args.out if args.out is not None else default_out(args.dir, args.force, args.mp4)
     written = gif.render_run(
-        frames, out, fps=fps, scale=scale, panels=panels, mp4=args.mp4, progress=not args.quiet
+        frames,
+        out,
+        fps=fps,
+        scale=scale,
+        panels=panels,
+        mp4=args.mp4,
+        progress=not args.quiet,
+        real_kl=read_real_kls(args.dir),
+        theme=args.theme,
     )
     for path in written:
         print(path)
