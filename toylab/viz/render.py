@@ -125,6 +125,32 @@ PALETTE: np.ndarray = palette(DEFAULT_THEME)
 _L_TO_INDEX = (GREY_BASE + np.round(np.arange(256) / 255 * (N_GREYS - 1))).astype(np.uint8)
 
 
+def matplotlib_style(theme: str = DEFAULT_THEME) -> dict[str, object]:
+    """rcParams that give a matplotlib figure the theme's background and text colours."""
+    t = THEMES[check_theme(theme)]
+    bg = tuple(c / 255 for c in t.background)
+    fg = tuple(c / 255 for c in t.text)
+    return {
+        "figure.facecolor": bg,
+        "savefig.facecolor": bg,
+        "axes.facecolor": bg,
+        "axes.edgecolor": fg,
+        "axes.labelcolor": fg,
+        "axes.titlecolor": fg,
+        "text.color": fg,
+        "xtick.color": fg,
+        "ytick.color": fg,
+    }
+
+
+def colormap(theme: str = DEFAULT_THEME):
+    """The theme's colour map as a matplotlib ListedColormap of exactly the palette's levels
+    (so a colour bar shows the very colours of the panels)."""
+    from matplotlib.colors import ListedColormap
+
+    return ListedColormap(palette(theme)[:N_VIRIDIS] / 255.0, name=f"toylab-{theme}")
+
+
 def method_title(name: str) -> str:
     """A method's display title ("gradient descent", "Split-and-Prune"), from its class."""
     from toylab.fitting.methods import METHODS
