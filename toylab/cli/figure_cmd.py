@@ -58,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="DIR",
         help="use the paper's own target images from DIR (sprial.png, QR_code.png, words.png, as "
-        "shipped in the reference distribution_playground package's density_map_imgs/)",
+        "shipped in the reference distribution_playground package's density_map_imgs/: "
+        "pip download distribution_playground --no-deps, then unzip the wheel; see the README)",
     )
     add_target_options(p)
     p.add_argument(

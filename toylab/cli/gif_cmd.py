@@ -17,13 +17,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "gif",
         help="re-render a run's comparison GIF from its saved frames",
         description=(
-            "Re-render the comparison GIF of a run from DIR/frames.npz: one panel per method "
-            "(node histogram, with step and KL) and the target, on a shared viridis scale. "
-            "A run over a sequence of targets gives one GIF through all of them."
+            "Re-render the comparison GIF of a run from DIR/frames.npz: a title line (target, K, "
+            "step and the real-samples KL from metrics.json), one panel per method (its name and "
+            "KL) and the target, on one colour scale shown below them in nodes per cell. A run "
+            "over a sequence of targets gives one GIF through all of them. The run's own "
+            f"{gif.GIF_NAME} is kept: the new GIF goes to DIR/comparison-N.gif unless --out or "
+            "--force."
         ),
         epilog=(
             f"Defaults: scale for ~{render.GIF_PANEL_PX} px panels ({render.DEFAULT_SCALE} at 100 "
-            "bins; a 96-frame, three-panel GIF is then about 2.5 MB) and "
+            "bins; a 96-frame, three-panel GIF is then about 2.7 MB) and "
             f"{gif.DEFAULT_FPS} fps (4.8 s per 96-frame target; GIF delays are whole 1/100 s, "
             "so prefer an fps that divides 100)."
         ),
