@@ -78,7 +78,7 @@ NAME_LEVEL = 255
 DETAIL_LEVEL = 200
 
 GIF_PANEL_PX = 300
-"""Panel size the default GIF scale aims at: scale 3 at 100 bins, ~2.5 MB per 96 frames."""
+"""Panel size the default GIF scale aims at: scale 3 at 100 bins, ~2.7 MB per 96 frames."""
 
 FINAL_PANEL_PX = 400
 """Panel size the default final.png scale aims at: one still image can afford more detail."""
