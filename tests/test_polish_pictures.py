@@ -188,3 +188,26 @@ def test_loaded_run_plot_and_save_gif(run_dir, tmp_path):
 
 def test_plot_default_fps_matches_the_gif_module():
     assert plot.DEFAULT_FPS == gif.DEFAULT_FPS and plot.DEFAULT_THEME == render.DEFAULT_THEME
+
+
+# --------------------------------------------------------------------------- the figure
+
+
+def test_figure_cells_and_table_follow_the_numbers_rule():
+    from toylab.viz.figure import Cell
+
+    assert Cell(kls=[35.04]).summary() == "KL 35.0"
+    kls = [0.0688, 0.0571, 0.0794]
+    expected = mean_sd(float(np.mean(kls)), float(np.std(kls, ddof=1)))
+    assert Cell(kls=kls).summary() == f"KL {expected}" == "KL 0.068 ± 0.011"
+
+
+def test_light_figure_is_mostly_light(tmp_path):
+    out = tmp_path / "fig"
+    args = ["figure", "--nodes", "60", "--steps", "5", "--bins", "64", "--out", str(out)]
+    assert cli_main([*args, "--quiet", "--theme", "light"]) == 0
+    with Image.open(out / "figure.png") as im:
+        lum = luminance(np.asarray(im.convert("RGB")))
+    assert (lum > 200).mean() > 0.7
+    md = (out / "figure.md").read_text()
+    assert "in nats" in md and "three significant digits" in md
