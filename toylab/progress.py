@@ -27,6 +27,12 @@ def log_interval() -> float:
     return value if value > 0 else LOG_INTERVAL_S
 
 
+LOG_FORMAT = (
+    "{desc}{percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+)
+"""A log line: no bar graphic (nothing to redraw), never cut to a terminal's width."""
+
+
 class LineWriter:
     """A file wrapper for tqdm outside a terminal: each refresh becomes one plain line.
 
@@ -71,12 +77,13 @@ def bar(
         total=total,
         initial=initial,
         unit=unit,
-        desc=desc,
+        # "name: " as tqdm's set_description writes it, so a renamed bar reads the same
+        desc=desc if not desc or desc.endswith(": ") else f"{desc}: ",
         file=file if terminal else LineWriter(file),
         disable=quiet,
         leave=leave or not terminal,  # in a log, the last line stays (it cannot be erased)
         dynamic_ncols=terminal,
-        ncols=None if terminal else 100,
+        bar_format=None if terminal else LOG_FORMAT,
         mininterval=0.25 if terminal else log_interval(),
         maxinterval=max(10.0, log_interval()),
     )
