@@ -7,6 +7,7 @@ builder and turns its mass into a `Density` (normalised, with the probability fl
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,27 +59,59 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
+def canonical_name(name: str) -> str | None:
+    """The registered name that `name` means, or None.
+
+    Exact names win; otherwise case, hyphens and spaces are forgiven when that leaves exactly
+    one candidate (`Spiral`, `two-moons`, `Two Moons` -> spiral, two_moons). Registered names
+    are distinct lowercase identifiers, so the folded form is unambiguous today; the check
+    keeps it so if someone registers `Foo` next to `foo`.
+    """
+    if name in _REGISTRY:
+        return name
+    folded = _fold(name)
+    matches = [n for n in _REGISTRY if _fold(n) == folded]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _fold(name: str) -> str:
+    return "_".join(str(name).strip().lower().replace("-", " ").replace("_", " ").split())
+
+
+def suggestion(name: str) -> str | None:
+    """The closest registered name to a misspelt one (difflib), or one containing it."""
+    folded = _fold(name)
+    close = difflib.get_close_matches(folded, names(), n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    containing = [n for n in names() if folded and (folded in n or n in folded)]
+    return containing[0] if len(containing) == 1 else None
+
+
 def target(name: str) -> Target:
-    """The registered Target called `name`, or a DensityError listing the valid names."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise DensityError(f"unknown target {name!r}; choose from: {', '.join(names())}") from None
+    """The registered Target called `name` (case and hyphens forgiven), or a DensityError
+    listing the valid names and suggesting the closest one."""
+    found = canonical_name(name)
+    if found is not None:
+        return _REGISTRY[found]
+    hint = suggestion(name)
+    hint_text = f" (did you mean {hint}?)" if hint else ""
+    raise DensityError(f"unknown target {name!r}{hint_text}; choose from: {', '.join(names())}")
 
 
 def parse_names(text: str) -> list[str]:
-    """Split a comma sequence of target names and check every one of them."""
+    """Split a comma sequence of target names, check each one, and return their registered
+    spellings (`Spiral,two-moons` -> ['spiral', 'two_moons'])."""
     parts = [p.strip() for p in str(text).split(",")]
     if not parts or any(not p for p in parts):
         raise DensityError(f"empty target name in {text!r}; choose from: {', '.join(names())}")
-    for p in parts:
-        target(p)
-    return parts
+    return [target(p).name for p in parts]
 
 
 def get(name: str, bins: int = 100, **params: Any) -> Density:
     """Build the target `name` on a bins x bins grid as a normalised, strictly positive Density."""
     spec = target(name)
+    name = spec.name
     bins = check_bins(bins)
     allowed = spec.defaults()
     unknown = sorted(set(params) - set(allowed))

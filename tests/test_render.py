@@ -52,23 +52,32 @@ def test_frame_size_and_layout(n_methods, scale):
     p = BINS * scale
     assert img.dtype == np.uint8
     assert img.shape == (
-        2 * lay.margin + lay.header + p,
+        2 * lay.margin + lay.title + lay.header + p + lay.legend,
         2 * lay.margin + n * p + (n - 1) * lay.gap,
         3,
     )
+    assert lay.title > 0 and lay.legend > 0
     bg = tuple(render.PALETTE[render.BG_INDEX])
     viridis = {tuple(c) for c in render.PALETTE[: render.N_VIRIDIS]}
-    y0 = lay.margin + lay.header
+    y0 = lay.margin + lay.title + lay.header
+    title = rgb_set(img[lay.margin : lay.margin + lay.title])
+    assert not title & viridis and len(title) > 2  # the title line: text only
     for k in range(n):
         x0 = lay.margin + k * (p + lay.gap)
         panel = img[y0 : y0 + p, x0 : x0 + p]
         assert rgb_set(panel) <= viridis  # a panel is pure colour map
-        strip = img[lay.margin : y0, x0 : x0 + p]
+        strip = img[lay.margin + lay.title : y0, x0 : x0 + p]
         strip_colours = rgb_set(strip)
         assert not strip_colours & viridis  # the header is greys only ...
         assert len(strip_colours) > 2  # ... with anti-aliased text on it
         if k < n - 1:  # the gap to the next panel is background
-            assert rgb_set(img[:, x0 + p : x0 + p + lay.gap]) == {bg}
+            gap = img[lay.margin + lay.title : lay.legend_y, x0 + p : x0 + p + lay.gap]
+            assert rgb_set(gap) == {bg}
+    # the legend under the panels shows the colour map from its bottom to its top colour
+    legend = img[lay.legend_y : lay.legend_y + lay.legend, lay.margin : lay.margin + p]
+    assert {tuple(render.PALETTE[0]), tuple(render.PALETTE[render.N_VIRIDIS - 1])} <= rgb_set(
+        legend
+    )
     # margins are background
     assert rgb_set(img[: lay.margin]) == {bg}
     assert rgb_set(img[-lay.margin :]) == {bg}
@@ -137,22 +146,30 @@ def test_density_rgb_and_upscale_are_crisp():
 
 
 def test_labels():
-    assert render.method_label("sp", 4000, 0.1123) == render.Label("sp", "step 4,000", "KL 0.112")
-    assert render.method_label("gd", 10, 20.187).right == "KL 20.19"
-    assert render.method_label("gd", 10, float("nan")).right == "KL -"
-    assert render.target_label("spiral", 2, 5) == render.Label("target: spiral", "(3/5)")
-    assert render.target_label("spiral") == render.Label("target: spiral", "")
+    # panels use the methods' titles (the classes' `title`, as the figure does)
+    assert render.method_label("sp", 0.1123) == render.Label("Split-and-Prune", "", "KL 0.112")
+    assert render.method_label("gd", 20.187).name == "gradient descent"
+    assert render.method_label("gd", 20.187).right == "KL 20.2"
+    assert render.method_label("gd", 35.0).right == "KL 35.0"  # three significant digits
+    assert render.method_label("gd", float("nan")).right == "KL -"
+    assert render.method_label("new", 1.0).name == "new"  # an unknown name is shown as is
+    assert render.target_label() == render.Label("target")
+    title = render.title_label("spiral", 10_000, 4000, 10_000, 2, 5, real_kl=0.10291)
+    assert title == render.Label(
+        "spiral (3/5)", "K = 10,000   step 4,000 / 10,000", "real samples KL 0.103"
+    )
+    assert render.title_label("spiral", 50).right == ""
 
 
 def test_sequence_names_target_in_every_frame():
     fr = make_frames(["gd", "sp"], n=4, targets=("gaussian", "uniform"))
+    assert render.frame_title(fr, 1).name == "uniform (2/2)"
+    assert render.frame_title(fr, 0, real_kl=[0.25, 0.5]).right == "real samples KL 0.250"
+    assert render.frame_title(fr, 1, real_kl=[0.25, 0.5]).right == "real samples KL 0.500"
     labels = render.panel_labels(fr, 1, ["gd", "sp", TARGET])
-    assert labels[-1] == render.Label("target: uniform", "(2/2)")
-    # without the target panel, every method header carries the target's name
-    labels = render.panel_labels(fr, 1, ["gd", "sp"])
-    assert all("uniform 2/2" in lab.detail for lab in labels)
+    assert [lab.name for lab in labels] == ["gradient descent", "Split-and-Prune", "target"]
     single = make_frames(["gd"], n=2)
-    assert render.panel_labels(single, 0, ["gd"])[0].detail == "step 250"
+    assert render.frame_title(single, 0).detail == "K = 50   step 250 / 1,000"
 
 
 def test_panels_select_and_order():
@@ -164,10 +181,13 @@ def test_panels_select_and_order():
     p = BINS * 2
     # the sp panel moved to the first slot, the target stays last
     np.testing.assert_array_equal(
-        two[lay2.panel_y :, lay2.panel_x(0) : lay2.panel_x(0) + p],
-        full[lay3.panel_y :, lay3.panel_x(1) : lay3.panel_x(1) + p],
+        two[lay2.header_y : lay2.legend_y, lay2.panel_x(0) : lay2.panel_x(0) + p],
+        full[lay3.header_y : lay3.legend_y, lay3.panel_x(1) : lay3.panel_x(1) + p],
     )
-    np.testing.assert_array_equal(two[:, -p - lay2.margin :], full[:, -p - lay3.margin :])
+    np.testing.assert_array_equal(
+        two[lay2.header_y : lay2.legend_y, -p - lay2.margin :],
+        full[lay3.header_y : lay3.legend_y, -p - lay3.margin :],
+    )
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,7 @@ Library API: `fit` (train in memory), `evaluate` (score nodes against a density)
 
 __version__ = "0.1.0"
 
-from toylab.api import FitResult, evaluate, fit  # noqa: E402
+from toylab.api import FitResult, evaluate, fit, load_run  # noqa: E402
 from toylab.config import RunConfig  # noqa: E402
-from toylab.store.rundir import load_run  # noqa: E402
 
 __all__ = ["FitResult", "RunConfig", "evaluate", "fit", "load_run"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,14 +20,22 @@ import numpy as np
 import densities
 from toylab import params
 from toylab.config import RunConfig
+from toylab.errors import ToylabError
 from toylab.metrics import evaluate as _evaluate
+from toylab.metrics import node_histogram
 from toylab.run import Run, set_threads
 from toylab.store.frames import Frames
+from toylab.store.rundir import RunRecord
+from toylab.store.rundir import load_run as _load_record
+from toylab.viz.plot import FinalFit, Pictures
 
 
 @dataclass
-class FitResult:
-    """What `fit` returns: final nodes per method, metrics.json's content, the KL log, frames."""
+class FitResult(Pictures):
+    """What `fit` returns: final nodes per method, metrics.json's content, the KL log, frames.
+
+    `plot()` draws the final fit as a matplotlib Figure; `save_gif(path)` writes the GIF.
+    """
 
     config: RunConfig
     nodes: dict[str, np.ndarray]
@@ -35,6 +44,68 @@ class FitResult:
     frames: Frames
     complete: bool
     run: Run
+
+    def final_fit(self) -> FinalFit:
+        """The last target's fit as it stands (for plot())."""
+        density = self.run.density
+        methods = list(self.nodes)
+        result = self.metrics["targets"][-1] if self.metrics["targets"] else {}
+        kls = [result.get("methods", {}).get(m, {}).get("kl", float("nan")) for m in methods]
+        return FinalFit(
+            density.name,
+            density.array,
+            self.config.nodes,
+            methods,
+            np.stack([node_histogram(self.nodes[m], density.bins) for m in methods]),
+            kls,
+            result.get("real_samples", {}).get("kl"),
+        )
+
+    def gif_frames(self) -> tuple[Frames, list[float] | None]:
+        run = self.run
+        return self.frames, [
+            run.real.get(t, {}).get("kl", float("nan")) for t in range(len(run.targets))
+        ]
+
+
+class LoadedRun(RunRecord, Pictures):
+    """A run directory read back (`toylab.load_run`): config, metrics, nodes, frames(), and
+    `plot()` / `save_gif(path)` as on a FitResult."""
+
+    def final_fit(self) -> FinalFit:
+        """The fit of the run's last scored target (an interrupted run: where it stopped)."""
+        targets = self.metrics.get("targets") or []
+        if not targets or not self.nodes:
+            raise ToylabError(f"{self.path} has no scored fit to plot yet")
+        t = len(targets) - 1
+        result = targets[t]
+        frames = self.frames()
+        array = frames.target_arrays[min(t, len(frames.target_arrays) - 1)]
+        bins = array.shape[0]
+        methods = [m for m in result.get("methods", {}) if m in self.nodes] or list(self.nodes)
+        return FinalFit(
+            result.get("target", self.config.targets[-1]),
+            array,
+            self.config.nodes,
+            methods,
+            np.stack([node_histogram(self.nodes[m], bins) for m in methods]),
+            [result.get("methods", {}).get(m, {}).get("kl", float("nan")) for m in methods],
+            result.get("real_samples", {}).get("kl"),
+        )
+
+    def gif_frames(self) -> tuple[Frames, list[float] | None]:
+        real = [
+            float(t.get("real_samples", {}).get("kl", float("nan")))
+            for t in self.metrics.get("targets", [])
+        ]
+        return self.frames(), real
+
+
+def load_run(path: str | Path) -> LoadedRun:
+    """Read a run directory written by `toylab run`: config, metrics, final nodes, frames(),
+    plot() and save_gif(path)."""
+    record = _load_record(path)
+    return LoadedRun(record.path, record.config, record.metrics, record.nodes)
 
 
 def fit(
@@ -60,7 +131,11 @@ def fit(
         for k, v in options.items()
         if k not in config_args
     }
-    names = densities.parse_names(target) if isinstance(target, str) else list(target)
+    names = (
+        densities.parse_names(target)
+        if isinstance(target, str)
+        else [densities.target(n).name for n in target]
+    )
     config = RunConfig(
         targets=names,
         nodes=nodes,

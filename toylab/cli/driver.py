@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from toylab import progress
 from toylab.run import DEFAULT_THREADS, Run, set_threads  # noqa: F401 (used by commands)
 from toylab.store import rundir
 
@@ -45,16 +46,11 @@ def stop_on_interrupt() -> Any:
         signal.signal(signal.SIGINT, previous)
 
 
-def progress_bar(run: Run, quiet: bool) -> tqdm:
-    return tqdm(
-        total=run.total_steps,
-        initial=run.global_step,
-        unit="step",
-        file=sys.stderr,
-        disable=quiet,
-        dynamic_ncols=True,
-        desc=run.density.name,
-        mininterval=0.25,
+def progress_bar(run: Run, quiet: bool, file: Any = None) -> tqdm:
+    """The run's bar (target, steps; the caller adds the live KL): redrawn in place in a
+    terminal, a plain line every few seconds in a log (see toylab.progress)."""
+    return progress.bar(
+        run.total_steps, run.density.name, quiet, initial=run.global_step, file=file
     )
 
 
@@ -77,6 +73,11 @@ def advance_with_progress(run: Run, should_stop: Callable[[], bool], quiet: bool
         return run.advance(should_stop, on_step)
 
 
+def real_kls(run: Run) -> list[float]:
+    """Each target's real-samples KL so far (NaN for a target not begun), for the pictures."""
+    return [run.real.get(t, {}).get("kl", float("nan")) for t in range(len(run.targets))]
+
+
 def write_pictures(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool) -> list[Path]:
     """final.png of the current target and comparison.gif of every recorded frame."""
     from toylab.viz import gif, render
@@ -86,6 +87,7 @@ def write_pictures(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool
     fitted, scores = run.current_fit()
     hists = np.stack([fitted[name] for name in run.methods])
     kls = [scores[name]["kl"] for name in run.methods]
+    real = real_kls(run)
     render.render_final_png(
         out / rundir.FINAL_PNG,
         hists,
@@ -94,11 +96,14 @@ def write_pictures(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool
         run.config.nodes,
         kls,
         density.name,
+        step=run.config.steps if run.done else run.step,
+        real_kl=real[min(run.target_pos, len(real) - 1)],
+        theme=gif_options.get("theme", render.DEFAULT_THEME),
     )
     written.append(out / rundir.FINAL_PNG)
     if len(run.frames):
         written += gif.render_run(
-            run.frames, out / rundir.GIF_FILE, progress=not quiet, **gif_options
+            run.frames, out / rundir.GIF_FILE, progress=not quiet, real_kl=real, **gif_options
         )
     return written
 

@@ -12,7 +12,7 @@ from toylab.cli.driver import set_threads, stop_on_interrupt
 from toylab.config import RunConfig
 from toylab.errors import ToylabError
 from toylab.store import rundir
-from toylab.viz import figure
+from toylab.viz import figure, render
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="DIR",
         help="use the paper's own target images from DIR (sprial.png, QR_code.png, words.png, as "
-        "shipped in the reference distribution_playground package's density_map_imgs/)",
+        "shipped in the reference distribution_playground package's density_map_imgs/: "
+        "pip download distribution_playground --no-deps, then unzip the wheel; see the README)",
     )
     add_target_options(p)
     p.add_argument(
@@ -45,6 +46,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="output directory (default runs/figure-<YYYYmmdd-HHMMSS>)",
     )
     p.add_argument("--force", action="store_true", help="replace an existing figure directory")
+    p.add_argument(
+        "--theme",
+        default=render.DEFAULT_THEME,
+        choices=tuple(render.THEMES),
+        help="dark (default: viridis on a dark page, as the GIFs) or light (white page, "
+        "white where there is no mass: for papers)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
 
@@ -80,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
             )
             return 130
         rundir.claim_out(out, args.force, figure.is_figure_dir)
-        figure.draw(result, out / "figure.png", out / "figure.pdf")
+        figure.draw(result, out / "figure.png", out / "figure.pdf", args.theme)
         figure.write_tables(
             result, out / "figure.csv", out / "figure.md", args.paper_images is not None
         )

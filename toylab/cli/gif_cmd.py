@@ -9,6 +9,7 @@ from pathlib import Path
 from toylab.errors import ToylabError
 from toylab.store import rundir
 from toylab.store.frames import FRAMES_FILE, Frames
+from toylab.store.rundir import METRICS_FILE
 from toylab.viz import gif, render
 
 
@@ -17,13 +18,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "gif",
         help="re-render a run's comparison GIF from its saved frames",
         description=(
-            "Re-render the comparison GIF of a run from DIR/frames.npz: one panel per method "
-            "(node histogram, with step and KL) and the target, on a shared viridis scale. "
-            "A run over a sequence of targets gives one GIF through all of them."
+            "Re-render the comparison GIF of a run from DIR/frames.npz: a title line (target, K, "
+            "step and the real-samples KL from metrics.json), one panel per method (its name and "
+            "KL) and the target, on one colour scale shown below them in nodes per cell. A run "
+            "over a sequence of targets gives one GIF through all of them. The run's own "
+            f"{rundir.GIF_FILE} is kept: the new GIF goes to DIR/comparison-N.gif unless --out or "
+            "--force."
         ),
         epilog=(
             f"Defaults: scale for ~{render.GIF_PANEL_PX} px panels ({render.DEFAULT_SCALE} at 100 "
-            "bins; a 96-frame, three-panel GIF is then about 2.5 MB) and "
+            "bins; a 96-frame, three-panel GIF is then about 2.7 MB) and "
             f"{gif.DEFAULT_FPS} fps (4.8 s per 96-frame target; GIF delays are whole 1/100 s, "
             "so prefer an fps that divides 100)."
         ),
@@ -33,7 +37,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--out",
         metavar="FILE",
         type=Path,
-        help=f"GIF to write (default DIR/{rundir.GIF_FILE}); --mp4 writes FILE with suffix .mp4 too",
+        help=f"GIF to write (default: a new DIR/comparison-N.gif, so the run's own {rundir.GIF_FILE} "
+        "is kept); --mp4 writes FILE with suffix .mp4 too",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help=f"replace the run's own DIR/{rundir.GIF_FILE} instead of writing a new file",
     )
     p.add_argument(
         "--fps",
@@ -60,6 +70,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also write an MP4 (needs imageio-ffmpeg: pip install 'toylab[mp4]')",
     )
+    p.add_argument(
+        "--theme",
+        default=render.DEFAULT_THEME,
+        choices=tuple(render.THEMES),
+        help="dark (default, for screens) or light (white background, for papers)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
 
@@ -81,6 +97,37 @@ def load_run(run_dir: Path) -> Frames:
     return frames
 
 
+def read_real_kls(run_dir: Path) -> list[float] | None:
+    """Each target's real-samples KL from DIR/metrics.json (None when it cannot be read:
+    the frames are then drawn without it)."""
+    import json
+
+    try:
+        metrics = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
+        return [
+            float(t.get("real_samples", {}).get("kl", float("nan"))) for t in metrics["targets"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def default_out(run_dir: Path, force: bool, mp4: bool) -> Path:
+    """DIR/comparison.gif when it is free or under --force; else the first free
+    comparison-N.gif (N = 2, 3, ...; with its .mp4 when --mp4), so a re-render never
+    replaces the run's own GIF."""
+
+    def free(path: Path) -> bool:
+        return not path.exists() and not (mp4 and path.with_suffix(".mp4").exists())
+
+    own = run_dir / rundir.GIF_FILE
+    if force or free(own):
+        return own
+    n = 2
+    while not free(run_dir / f"{own.stem}-{n}{own.suffix}"):
+        n += 1
+    return run_dir / f"{own.stem}-{n}{own.suffix}"
+
+
 def main(args: argparse.Namespace) -> int:
     fps = gif.check_fps(args.fps)
     scale = gif.check_scale(args.scale) if args.scale is not None else None
@@ -89,9 +136,17 @@ def main(args: argparse.Namespace) -> int:
     frames = load_run(args.dir)
     panels = args.panels.split(",") if args.panels is not None else None
     panels = render.resolve_panels(frames, panels)
-    out = args.out if args.out is not None else args.dir / rundir.GIF_FILE
+    out = args.out if args.out is not None else default_out(args.dir, args.force, args.mp4)
     written = gif.render_run(
-        frames, out, fps=fps, scale=scale, panels=panels, mp4=args.mp4, progress=not args.quiet
+        frames,
+        out,
+        fps=fps,
+        scale=scale,
+        panels=panels,
+        mp4=args.mp4,
+        progress=not args.quiet,
+        real_kl=read_real_kls(args.dir),
+        theme=args.theme,
     )
     for path in written:
         print(path)

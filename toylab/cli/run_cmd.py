@@ -16,7 +16,7 @@ from toylab.store import rundir
 from toylab.viz import gif
 
 # Options that may be given together with --resume (they do not change the numbers).
-RESUME_OPTIONS = {"quiet", "threads", "resume", "fps", "scale", "mp4", "command", "func"}
+RESUME_OPTIONS = {"quiet", "threads", "resume", "fps", "scale", "mp4", "theme", "command", "func"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -67,6 +67,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="also write comparison.mp4 (needs imageio-ffmpeg)",
     )
+    out.add_argument(
+        "--theme",
+        default=None,
+        choices=("dark", "light"),
+        help="colours of comparison.gif and final.png: dark (default, for screens) or light "
+        "(white background, for papers)",
+    )
     out.add_argument("--quiet", "-q", action="store_true", default=None, help="no progress bar")
     p.set_defaults(func=main)
 
@@ -84,6 +91,9 @@ def gif_options(args: argparse.Namespace, saved: dict | None = None) -> dict:
         "scale": args.scale if args.scale is not None else saved.get("scale"),
         "mp4": bool(args.mp4) if args.mp4 is not None else bool(saved.get("mp4", False)),
     }
+    theme = args.theme if getattr(args, "theme", None) is not None else saved.get("theme")
+    if theme is not None:  # recorded only when chosen: default runs keep their config.json
+        opts["theme"] = theme
     gif.check_fps(opts["fps"])
     if opts["scale"] is not None:
         gif.check_scale(opts["scale"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 import densities
-from toylab import streams
+from toylab import progress, streams
 from toylab.catalog import title
 from toylab.config import RunConfig
 from toylab.errors import ToylabError
@@ -29,6 +28,7 @@ from toylab.paper import FIGURE_TARGETS, PAPER_IMAGES, PAPER_KL, TITLES  # noqa:
 from toylab.run import Run
 from toylab.store.atomic import write_text, write_with
 from toylab.viz import render
+from toylab.viz.numbers import mean_sd, sig
 
 NOTE = (
     "Our targets are procedural (a two-armed tapering spiral, a real QR code, text in Pillow's "
@@ -51,11 +51,12 @@ class Cell:
     hist: np.ndarray | None = None
 
     def summary(self) -> str:
+        """'KL 0.0726' or 'KL 0.069 ± 0.011' (nats; the rule of viz.numbers)."""
         if not self.kls:
             return ""
         if len(self.kls) == 1:
-            return f"KL {self.kls[0]:.3g}"
-        return f"KL {np.mean(self.kls):.3g} ± {np.std(self.kls, ddof=1):.2g}"
+            return f"KL {sig(self.kls[0])}"
+        return f"KL {mean_sd(float(np.mean(self.kls)), float(np.std(self.kls, ddof=1)))}"
 
 
 @dataclass
@@ -106,19 +107,10 @@ def compute(
     When should_stop() turns true the fit in progress is dropped and the fits finished so far
     are returned (result.complete False): a Ctrl-C still gives a figure of what was done.
     """
-    from tqdm import tqdm
-
     cells: dict[tuple[str, str], Cell] = {}
     total = len(seeds) * len(targets) * config.steps
     done_seeds: list[int] = []
-    with tqdm(
-        total=total,
-        unit="step",
-        file=sys.stderr,
-        disable=quiet,
-        dynamic_ncols=True,
-        mininterval=0.25,
-    ) as bar:
+    with progress.bar(total, "figure", quiet) as bar:
         for seed in seeds:
             for density in targets:
                 bar.set_description(f"{density.name} seed {seed}")
@@ -158,43 +150,64 @@ def column_title(column: str) -> str:
     return {"real": "real samples", "target": "target"}.get(column) or title(column)
 
 
-def draw(result: FigureResult, png: Path, pdf: Path) -> None:
-    """The grid as PNG and PDF: rows = targets; columns = target, methods, real samples."""
+def draw(result: FigureResult, png: Path, pdf: Path, theme: str = render.DEFAULT_THEME) -> None:
+    """The grid as PNG and PDF: rows = targets; columns = target, methods, real samples; a
+    colour bar per row (nodes per cell: each row has its target's own scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
 
     columns = ["target", *result.methods, "real"]
     rows = len(result.targets)
-    fig, axes = plt.subplots(
-        rows, len(columns), figsize=(2.2 * len(columns), 2.45 * rows), squeeze=False
-    )
-    for r, density in enumerate(result.targets):
-        vmax = render.colour_vmax(density.array, result.nodes)
-        for c, column in enumerate(columns):
-            ax = axes[r, c]
-            if column == "target":
-                values, label = density.array, TITLES.get(density.name, density.name)
-            else:
-                cell = result.cells[(density.name, column)]
-                values, label = cell.hist / result.nodes, cell.summary()
-            ax.imshow(render.density_rgb(values, vmax), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_xlabel(label, fontsize=9)
-            if r == 0:
-                ax.set_title(column_title(column), fontsize=10)
-    seeds = (
-        f"{len(result.seeds)} seeds, mean ± sd"
-        if len(result.seeds) > 1
-        else f"seed {result.seeds[0]}"
-    )
-    fig.suptitle(f"K = {result.nodes:,} nodes, {result.steps:,} steps, {seeds}", fontsize=10)
-    fig.tight_layout()
-    for path, fmt in ((png, "png"), (pdf, "pdf")):
-        write_with(path, lambda tmp, f=fmt: fig.savefig(tmp, format=f, dpi=150))
-    plt.close(fig)
+    cmap = render.colormap(theme)
+    with plt.rc_context(render.matplotlib_style(theme)):
+        fig, axes = plt.subplots(
+            rows,
+            len(columns),
+            figsize=(2.2 * len(columns) + 0.9, 2.45 * rows + 0.3),
+            squeeze=False,
+            layout="constrained",
+        )
+        for r, density in enumerate(result.targets):
+            vmax = render.colour_vmax(density.array, result.nodes)
+            for c, column in enumerate(columns):
+                ax = axes[r, c]
+                if column == "target":
+                    values, label = density.array, TITLES.get(density.name, density.name)
+                else:
+                    cell = result.cells[(density.name, column)]
+                    values, label = cell.hist / result.nodes, cell.summary()
+                ax.imshow(render.density_rgb(values, vmax, theme=theme), interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_xlabel(label, fontsize=9)
+                if r == 0:
+                    ax.set_title(column_title(column), fontsize=10)
+            bar = fig.colorbar(
+                ScalarMappable(Normalize(0, vmax * result.nodes), cmap),
+                ax=list(axes[r]),
+                fraction=0.02,
+                pad=0.01,
+                aspect=15,
+            )
+            bar.ax.tick_params(labelsize=7)
+            bar.set_label("nodes per cell", fontsize=8)
+        seeds = (
+            f"{len(result.seeds)} seeds, mean ± sd"
+            if len(result.seeds) > 1
+            else f"seed {result.seeds[0]}"
+        )
+        fig.suptitle(
+            f"K = {result.nodes:,} nodes, {result.steps:,} steps, {seeds}; "
+            "KL(P || Q) in nats under each panel",
+            fontsize=10,
+        )
+        for path, fmt in ((png, "png"), (pdf, "pdf")):
+            write_with(path, lambda tmp, f=fmt: fig.savefig(tmp, format=f, dpi=150))
+        plt.close(fig)
 
 
 def table_rows(result: FigureResult) -> list[dict[str, Any]]:
@@ -230,7 +243,7 @@ def write_tables(result: FigureResult, csv_path: Path, md_path: Path, paper_imag
     lines = [
         f"# 2D density figure: K = {result.nodes:,}, {result.steps:,} steps, seeds {', '.join(map(str, result.seeds))}",
         "",
-        f"KL(P || Q) in nats on the {result.targets[0].bins} x {result.targets[0].bins} grid (ours: mean ± sd over seeds; the paper's K = 10,000 numbers in brackets).",
+        f"KL(P || Q) in nats on the {result.targets[0].bins} x {result.targets[0].bins} grid (ours: three significant digits, mean ± sd over seeds with the sd to two; the paper's K = 10,000 numbers in brackets, as printed).",
         "",
         "| target | " + " | ".join(column_title(c) for c in columns) + " |",
         "|---|" + "---|" * len(columns),
@@ -240,7 +253,7 @@ def write_tables(result: FigureResult, csv_path: Path, md_path: Path, paper_imag
         cells = []
         for c in columns:
             r = by_key[(density.name, c)]
-            ours = f"{r['kl_mean']:.3g}" + (f" ± {r['kl_sd']:.2g}" if r["seeds"] > 1 else "")
+            ours = mean_sd(r["kl_mean"], r["kl_sd"]) if r["seeds"] > 1 else sig(r["kl_mean"])
             paper = f" ({r['paper_kl']:.2f})" if not math.isnan(r["paper_kl"]) else ""
             cells.append(ours + paper)
         lines.append(f"| {TITLES.get(density.name, density.name)} | " + " | ".join(cells) + " |")

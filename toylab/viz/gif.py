@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Iterable, Iterator
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from toylab import progress as progress_bar
 from toylab.errors import ToylabError
 from toylab.store.atomic import atomic_path
 from toylab.store.frames import Frames
@@ -39,44 +40,46 @@ HOLD_LAST_MS = 1000
 """Extra time on the last frame before the GIF loops, so the final fit can be read."""
 
 
-# Palette entries frames use (slot FREE_INDEX is never drawn).
-_GIF_PALETTE = render.PALETTE[: render.FREE_INDEX].tobytes()
+@cache
+def _gif_palette(theme: str) -> bytes:
+    """The GIF's global colour table: the theme's palette entries frames use (not slot 255)."""
+    return render.palette(theme)[: render.FREE_INDEX].tobytes()
 
 
-def _palette_keys() -> tuple[np.ndarray, np.ndarray]:
-    rgb = render.PALETTE[: render.FREE_INDEX].astype(np.uint32)
+@cache
+def _palette_keys(theme: str) -> tuple[np.ndarray, np.ndarray]:
+    rgb = render.palette(theme)[: render.FREE_INDEX].astype(np.uint32)
     keys = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
     order = np.argsort(keys, kind="stable")
     return keys[order], order.astype(np.uint8)
 
 
-_SORTED_KEYS, _KEY_INDEX = _palette_keys()
-
-
-def rgb_to_indices(rgb: np.ndarray) -> np.ndarray:
-    """Map an (H, W, 3) uint8 image to palette indices: exact for palette colours (the
-    renderer's), nearest colour without dithering otherwise."""
+def rgb_to_indices(rgb: np.ndarray, theme: str = render.DEFAULT_THEME) -> np.ndarray:
+    """Map an (H, W, 3) uint8 image to the theme's palette indices: exact for palette colours
+    (the renderer's), nearest colour without dithering otherwise."""
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
+    sorted_keys, key_index = _palette_keys(theme)
     c = rgb.astype(np.uint32)
     keys = (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
-    pos = np.minimum(np.searchsorted(_SORTED_KEYS, keys), len(_SORTED_KEYS) - 1)
-    if np.array_equal(_SORTED_KEYS[pos], keys):
-        return _KEY_INDEX[pos]
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    if np.array_equal(sorted_keys[pos], keys):
+        return key_index[pos]
+    table = _gif_palette(theme)
     pal = Image.new("P", (1, 1))
-    pal.putpalette(_GIF_PALETTE + _GIF_PALETTE[-3:])  # slot 255 repeats 254's colour
+    pal.putpalette(table + table[-3:])  # slot 255 repeats 254's colour
     img = Image.fromarray(rgb, "RGB").quantize(palette=pal, dither=Image.Dither.NONE)
     idx = np.asarray(img)
     return np.where(idx == render.FREE_INDEX, render.FREE_INDEX - 1, idx).astype(np.uint8)
 
 
-def _as_indices(image: np.ndarray) -> np.ndarray:
+def _as_indices(image: np.ndarray, theme: str) -> np.ndarray:
     """A frame as palette indices: (H, W) uint8 arrays are taken as indices already."""
     a = np.asarray(image)
     if a.ndim == 2 and a.dtype == np.uint8:
         return a
-    return rgb_to_indices(a)
+    return rgb_to_indices(a, theme)
 
 
 def save_indexed_gif(
@@ -150,14 +153,16 @@ def write_gif(
     fps: int = DEFAULT_FPS,
     *,
     hold_last_ms: int = HOLD_LAST_MS,
+    theme: str = render.DEFAULT_THEME,
 ) -> Path:
-    """Write an endlessly looping GIF atomically, every frame on the fixed render.PALETTE.
+    """Write an endlessly looping GIF atomically, every frame on the theme's fixed palette.
 
     images: (H, W) uint8 palette indices (as render.frame_indices gives) or (H, W, 3) uint8
     RGB (mapped to the palette without dithering); all the same size. Consumed lazily.
     """
-    indices = (_as_indices(image) for image in images)
-    return save_indexed_gif(indices, path, _GIF_PALETTE, fps, hold_last_ms)
+    theme = render.check_theme(theme)
+    indices = (_as_indices(image, theme) for image in images)
+    return save_indexed_gif(indices, path, _gif_palette(theme), fps, hold_last_ms)
 
 
 def have_ffmpeg() -> bool:
@@ -177,13 +182,13 @@ def require_ffmpeg() -> None:
         )
 
 
-def _pad_even(rgb: np.ndarray) -> np.ndarray:
+def _pad_even(rgb: np.ndarray, theme: str = render.DEFAULT_THEME) -> np.ndarray:
     """H.264 with yuv420p needs even width and height: pad with the background colour."""
     h, w = rgb.shape[:2]
     if h % 2 == 0 and w % 2 == 0:
         return rgb
     out = np.empty((h + h % 2, w + w % 2, 3), dtype=np.uint8)
-    out[:] = render.PALETTE[render.BG_INDEX]
+    out[:] = render.palette(theme)[render.BG_INDEX]
     out[:h, :w] = rgb
     return out
 
@@ -217,20 +222,24 @@ def render_run(
     panels: list[str] | None = None,
     mp4: bool = False,
     progress: bool = False,
+    real_kl: list[float] | None = None,
+    theme: str = render.DEFAULT_THEME,
 ) -> list[Path]:
     """Render every frame (a whole target sequence) into one GIF at out_path, and with
     mp4=True also out_path with suffix .mp4. Returns the paths written. scale is pixels per
-    cell; None picks render.default_scale(bins) (3 at 100 bins, ~300 px panels).
+    cell; None picks render.default_scale(bins) (3 at 100 bins, ~300 px panels). real_kl
+    (per target of the run) puts each target's real-samples KL on the frames; theme is
+    "dark" (screens) or "light" (papers).
 
     All arguments are checked before anything is written; `progress` shows a tqdm bar on
     stderr. Interrupted (Ctrl-C), neither file is left behind half-written.
     """
-    from tqdm import tqdm
-
     frames.check()
     fps = check_fps(fps)
     scale = render.default_scale(frames.bins) if scale is None else check_scale(scale)
     chosen = render.resolve_panels(frames, panels)
+    theme = render.check_theme(theme)
+    pal = render.palette(theme)
     if mp4:
         require_ffmpeg()
     out_path = Path(out_path)
@@ -239,27 +248,22 @@ def render_run(
         raise ToylabError(f"the GIF path {out_path} ends in .mp4; give it a .gif name")
 
     def rendered() -> Iterator[np.ndarray]:
-        bar = tqdm(
-            range(len(frames)),
-            desc="rendering",
-            unit="frame",
-            file=sys.stderr,
-            disable=not progress,
-            leave=False,
-        )
-        with bar:
-            for i in bar:
-                yield render.frame_indices(frames, i, scale, chosen)
+        with progress_bar.bar(
+            len(frames), "rendering", not progress, unit="frame", leave=False
+        ) as bar:
+            for i in range(len(frames)):
+                yield render.frame_indices(frames, i, scale, chosen, real_kl)
+                bar.update(1)
 
     if not mp4:
-        return [write_gif(rendered(), out_path, fps)]
+        return [write_gif(rendered(), out_path, fps, theme=theme)]
 
     with atomic_path(mp4_path) as tmp, _mp4_writer(tmp, fps) as writer:
 
         def tee() -> Iterator[np.ndarray]:
             for idx in rendered():
-                writer.append_data(_pad_even(render.PALETTE[idx]))  # type: ignore[attr-defined]
+                writer.append_data(_pad_even(pal[idx], theme))  # type: ignore[attr-defined]
                 yield idx
 
-        write_gif(tee(), out_path, fps)
+        write_gif(tee(), out_path, fps, theme=theme)
     return [out_path, mp4_path]
