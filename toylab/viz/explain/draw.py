@@ -20,7 +20,6 @@ frame below): long runs of one index compress well, ~2 MB instead of ~6 MB for 1
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ import densities
 from toylab.catalog import CATALOG, title
 from toylab.config import RunConfig
 from toylab.fitting.methods import SplitAndPrune
+from toylab.progress import bar as progress_bar
 from toylab.store.atomic import write_with
 from toylab.viz.explain.record import (
     GIF_FILE,
@@ -502,8 +502,6 @@ def write_outputs(
 ) -> tuple[Path, list[Path], list[dict[str, dict[str, int]]]]:
     """Render every frame once into explain.gif (atomically) and the stills; return the GIF
     path, the still paths and per frame what each panel drew."""
-    from tqdm import tqdm
-
     stills = still_indices(frames)
     samples = sorted({0, len(frames) // 2, *stills})
     palette, palette_bytes = build_palette([drawer.render(frames[i])[0] for i in samples])
@@ -511,12 +509,11 @@ def write_outputs(
     still_paths: list[Path] = []
 
     def images() -> Any:
-        bar = tqdm(
-            frames, desc="drawing", unit="frame", file=sys.stderr, disable=not progress, leave=False
-        )
+        bar = progress_bar(len(frames), "drawing", not progress, unit="frame", leave=False)
         previous = None
         with bar:
-            for i, frame in enumerate(bar):
+            for i, frame in enumerate(frames):
+                bar.update(1)
                 rgb, counts = drawer.render(frame)
                 drawn.append(counts)
                 if i in stills:

@@ -17,7 +17,6 @@ Split-and-Prune recycles the least-matched slot into a copy of the most-matched 
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from toylab.config import RunConfig
 from toylab.fitting.methods import Step
 from toylab.fitting.nearest import brute_force_nearest
 from toylab.metrics import evaluate
+from toylab.progress import bar as progress_bar
 from toylab.run import Run
 from toylab.store import rundir
 
@@ -255,8 +255,6 @@ def simulate(
     """Fit config's methods step by step (as `toylab run` does) and collect every frame's
     view: a frame at step 0 and after every `every` steps (and after the last step).
     Returns the frames and the real-samples KL of the target."""
-    from tqdm import tqdm
-
     run = Run(config, targets)
     density = run.density
     k = config.nodes
@@ -292,14 +290,7 @@ def simulate(
         frames.append(FrameView(step, min(last_frame["step"] + 1, step), points, methods))
         last_frame["step"] = step
 
-    bar = tqdm(
-        total=config.steps,
-        desc="fitting",
-        unit="step",
-        file=sys.stderr,
-        disable=not progress,
-        leave=False,
-    )
+    bar = progress_bar(config.steps, "fitting", not progress, leave=False)
 
     def on_step(r: Run, steps: dict[str, Step]) -> None:
         step = r.step
