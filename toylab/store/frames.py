@@ -13,12 +13,15 @@ renderer needs. The file `frames.npz` holds:
     kl               (F, M)              f64    KL(P || Q) of each method at that frame
     nodes            ()                  int    K
     steps_per_target ()                  int
+    saved_run_id     ()                  str    which run wrote it (absent before format 2)
+    saved_generation ()                  int    the save that wrote it (see store.rundir)
 """
 
 from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +47,7 @@ class Frames:
     step: list[int] = field(default_factory=list)
     global_step: list[int] = field(default_factory=list)
     kl: list[np.ndarray] = field(default_factory=list)
+    saved: dict = field(default_factory=dict)  # run_id and generation of the file read
 
     def __len__(self) -> int:
         return len(self.hist)
@@ -83,9 +87,17 @@ class Frames:
             "steps_per_target": np.array(self.steps_per_target, dtype=np.int64),
         }
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write frames.npz atomically (compressed: histograms are mostly zeros)."""
+    def truncate(self, n: int) -> None:
+        """Keep the first n frames (a resume drops frames recorded after its checkpoint)."""
+        for seq in (self.hist, self.target_index, self.step, self.global_step, self.kl):
+            del seq[n:]
+
+    def save(self, path: str | os.PathLike, stamp: dict | None = None) -> Path:
+        """Write frames.npz atomically (compressed: histograms are mostly zeros); `stamp`
+        (run_id, generation) ties the file to the checkpoint saved with it."""
         payload = self.arrays()
+        for key, value in (stamp or {}).items():
+            payload[f"saved_{key}"] = np.array(value)
 
         def writer(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
@@ -116,6 +128,20 @@ class Frames:
                     global_step=[int(v) for v in z["global_step"]],
                     kl=list(z["kl"]),
                 )
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
-            raise ToylabError(f"cannot read {path}: {err}") from None
+                if "saved_run_id" in z.files:
+                    frames.saved = {
+                        "run_id": str(z["saved_run_id"]),
+                        "generation": int(z["saved_generation"]),
+                    }
+        except (
+            OSError,
+            KeyError,
+            ValueError,
+            EOFError,
+            TypeError,
+            IndexError,
+            zipfile.BadZipFile,
+            zlib.error,
+        ) as err:
+            raise ToylabError(f"cannot read {path}: {err or type(err).__name__}") from None
         return frames
