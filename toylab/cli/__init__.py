@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as err:  # read-only or full file system, permissions: one line, no traceback
+        where = f" {err.filename}" if err.filename is not None else ""
+        print(f"toylab {args.command}: error:{where}: {err.strerror or err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
