@@ -91,7 +91,9 @@ def check_gif(bins: int, scale: int, panels: int, option: str = "--scale") -> No
             f"{option} {scale} makes a GIF {width} px wide ({panels} panels of {bins} bins); "
             f"a GIF is at most {GIF_MAX_SIDE} px: use {option} {top} or less"
         )
-    require(option, width * side * RGB_WORK_BYTES, f"each GIF frame ({width} x {side} px)")
+    require(
+        f"{option} {scale}", width * side * RGB_WORK_BYTES, f"each GIF frame ({width} x {side} px)"
+    )
 
 
 def check_run(config: Any, scale: int | None = None) -> None:
