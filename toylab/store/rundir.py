@@ -132,8 +132,10 @@ def check_new_out(
     if not out.is_dir() or not _entries(out):
         return
     if not force:
-        if owned is is_run_dir and is_run_dir(out):
+        if owned is is_run_dir and (out / CHECKPOINT_FILE).is_file():
             hint = f" or continue it with --resume {out}"
+        elif owned is is_run_dir and is_run_dir(out):
+            hint = " (it stopped before its first save, so it cannot be resumed)"
         else:
             hint = ""
         raise ToylabError(f"--out {out} is not empty; add --force to replace it{hint}")
