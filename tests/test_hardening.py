@@ -399,4 +399,6 @@ def test_frames_at_large_bins_are_held_compressed_and_streamed(tmp_path):
     with np.load(tmp_path / "frames.npz") as z:  # still a plain npz, as savez writes it
         assert np.array_equal(z["hist"], np.stack(raw))
     back = frames_mod.Frames.load(tmp_path / "frames.npz")
-    assert len(back) == 12 and all(np.array_equal(a, b) for a, b in zip(back.hist, raw))
+    assert len(back) == 12 and all(
+        np.array_equal(a, b) for a, b in zip(back.hist, raw, strict=True)
+    )
