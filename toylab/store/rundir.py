@@ -292,11 +292,12 @@ class Saver:
     def stamp(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "generation": self.generation}
 
-    def save_state(self, run: Any) -> None:
+    def save_state(self, run: Any, fast: bool = False) -> None:
         """frames.npz, then checkpoint.pt (from here on the state is saved), then the files
-        derived from it: metrics.json, kl.csv, nodes.npz."""
+        derived from it: metrics.json, kl.csv, nodes.npz. `fast` (periodic saves) deflates
+        frames.npz at level 1."""
         self.generation += 1
-        run.frames.save(self.out / FRAMES_FILE, stamp=self.stamp())
+        run.frames.save(self.out / FRAMES_FILE, stamp=self.stamp(), fast=fast)
         state = run.state_dict()
         state["saved"] = self.stamp() | {"frames": len(run.frames)}
         write_checkpoint(self.out / CHECKPOINT_FILE, state)
