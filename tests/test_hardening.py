@@ -97,8 +97,8 @@ def test_frames_older_than_the_checkpoint_are_refused(tmp_path, monkeypatch, cap
     saved = tmp_path / "first-frames.npz"
     real = frames_mod.Frames.save
 
-    def keep_first(self, path, stamp=None):
-        out = real(self, path, stamp)
+    def keep_first(self, path, stamp=None, **kw):
+        out = real(self, path, stamp, **kw)
         if not saved.exists():
             shutil.copy(path, saved)
         return out
