@@ -412,9 +412,17 @@ def execute(
     saver = saver or rundir.Saver(out, os.urandom(8).hex())
     with runner.stop_on_interrupt() as should_stop:
         periodic = runner.PeriodicSave(saver, every) if every else None
-        complete = runner.advance_with_progress(run, should_stop, quiet, periodic)
-        # Still under the handler: a Ctrl-C now only asks to stop, which the files ignore.
-        runner.finish(out, run, options, quiet, saver)
+        try:
+            complete = runner.advance_with_progress(run, should_stop, quiet, periodic)
+            # Still under the handler: a Ctrl-C now only asks to stop, which the files ignore.
+            runner.finish(out, run, options, quiet, saver)
+        except KeyboardInterrupt:  # the second Ctrl-C: the last complete save stays
+            print(
+                f"\naborted; the state saved last stays consistent: continue with "
+                f"toylab run --resume {out}",
+                file=sys.stderr,
+            )
+            return 130
     print(runner.results_table(run.metrics()))
     if not complete:
         print(
