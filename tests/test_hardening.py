@@ -402,3 +402,12 @@ def test_frames_at_large_bins_are_held_compressed_and_streamed(tmp_path):
     assert len(back) == 12 and all(
         np.array_equal(a, b) for a, b in zip(back.hist, raw, strict=True)
     )
+
+
+def test_a_config_json_of_the_wrong_shape_is_one_line(tmp_path, capsys):
+    _, out = run(tmp_path)
+    for text in ('["not", "an", "object"]', '{"args": "spiral"}', "{broken"):
+        (out / "config.json").write_text(text)
+        capsys.readouterr()
+        assert main(["run", "--resume", str(out), "--quiet"]) == 2
+        one_line_error(capsys, "config.json")

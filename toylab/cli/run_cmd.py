@@ -268,6 +268,10 @@ def checkpoint_every(args: argparse.Namespace, saved: dict | None = None) -> flo
     value = getattr(args, "checkpoint_every", None)
     if value is None:
         value = (saved or {}).get("checkpoint_every", runner.DEFAULT_CHECKPOINT_EVERY)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        value = float("nan")
     if not math.isfinite(value) or value < 0:
         raise ToylabError(f"--checkpoint-every must be a number of seconds >= 0, got {value}")
     return float(value)
@@ -302,7 +306,9 @@ def checked_config(state: dict, saved: dict, out: Path) -> RunConfig:
     mine = state.get("config")
     if not isinstance(mine, dict):
         raise ToylabError(f"{out / rundir.CHECKPOINT_FILE} holds no config; cannot resume")
-    theirs = saved.get("args", {})
+    theirs = saved.get("args", {}) if isinstance(saved, dict) else None
+    if not isinstance(theirs, dict):
+        raise ToylabError(f'{out / rundir.CONFIG_FILE} has no "args" object; cannot resume')
     normal = json.loads(json.dumps(mine, default=str))
     for key in sorted(set(normal) | set(theirs)):
         if key in FREE_KEYS:
@@ -363,7 +369,8 @@ def resume(args: argparse.Namespace) -> int:
         else:
             config.threads = min(config.threads or 1, os.cpu_count() or 1)
         config.validate()
-        options = gif_options(args, saved.get("gif"))
+        saved_gif = saved.get("gif")
+        options = gif_options(args, saved_gif if isinstance(saved_gif, dict) else None)
         every = checkpoint_every(args, saved)
         budget.check_run(config, options["scale"])
         config.threads = runner.set_threads(config.threads)

@@ -325,11 +325,6 @@ class Saver:
         return [n for n in expected if not current or not (self.out / n).is_file()]
 
 
-def write_state(out: Path, run) -> None:
-    """Everything but the pictures, as one generation (a fresh run id)."""
-    Saver(out, run_id=os.urandom(8).hex()).save_state(run)
-
-
 @dataclass
 class RunRecord:
     """A run directory read back: its config, metrics and final nodes (frames on demand)."""
