@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from toylab import budget
@@ -291,14 +293,14 @@ def main(args: argparse.Namespace) -> int:
     rundir.check_new_out(out, args.force)
     run = Run(config, targets)
     out.mkdir(parents=True, exist_ok=True)
-    with rundir.RunLock(out):
+    with rundir.RunLock(out), runner.stop_on_interrupt() as should_stop:
         rundir.check_new_out(out, args.force)  # again under the lock: nobody got in between
         rundir.claim_out(out, args.force)
         saver = rundir.Saver(out, run_id=os.urandom(8).hex())
         extra = {"gif": options, "checkpoint_every": every, "run_id": saver.run_id}
         rundir.write_config(out, config, extra)
         saver.save_state(run)  # step 0: from here on the directory can always be resumed
-        return execute(run, out, options, bool(args.quiet), saver, every)
+        return execute(run, out, options, bool(args.quiet), saver, every, should_stop)
 
 
 def checked_config(state: dict, saved: dict, out: Path) -> RunConfig:
@@ -414,10 +416,14 @@ def execute(
     quiet: bool,
     saver: rundir.Saver | None = None,
     every: float | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> int:
-    """Fit until done or stopped, saving every `every` seconds; then write every output."""
+    """Fit until done or stopped, saving every `every` seconds; then write every output.
+    `should_stop` comes from a stop_on_interrupt the caller holds (else one is installed)."""
     saver = saver or rundir.Saver(out, os.urandom(8).hex())
-    with runner.stop_on_interrupt() as should_stop:
+    handler = runner.stop_on_interrupt() if should_stop is None else contextlib.nullcontext()
+    with handler as installed:
+        should_stop = should_stop or installed
         periodic = runner.PeriodicSave(saver, every) if every else None
         try:
             complete = runner.advance_with_progress(run, should_stop, quiet, periodic)
