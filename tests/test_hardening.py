@@ -347,6 +347,14 @@ def test_non_utf8_names_and_payloads_are_one_line(tmp_path, capsys):
     one_line_error(capsys, "not valid UTF-8")
 
 
+def test_an_image_path_that_is_not_utf8_reaches_the_report(tmp_path):
+    path = tmp_path / os.fsdecode(b"pic-\xff.npy")
+    np.save(path, np.eye(16))
+    out = tmp_path / "run"
+    assert main(["run", *TINY, "--target", "image", "--image", str(path), "--out", str(out)]) == 0
+    assert "pic-\\udcff.npy" in (out / "report.html").read_text(encoding="utf-8")
+
+
 def test_a_complex_npy_image_is_refused(tmp_path, capsys):
     path = tmp_path / "c.npy"
     np.save(path, np.ones((20, 20)) * (1 + 2j))
