@@ -166,7 +166,7 @@ def test_full_file_system(tmp_path, capsys):
         out = full / "run"
         rc = main(["run", *TINY, "--nodes", "3000", "--bins", "64", "--out", str(out)])
         assert rc in (1, 2)
-        one_line(capsys, "No space left on device")
+        one_line(capsys, "No space left on device", str(out))
         leftovers = [p.name for p in out.iterdir()] if out.exists() else []
         assert not [n for n in leftovers if ".tmp" in n], leftovers  # no half-written files
         shutil.rmtree(out, ignore_errors=True)

@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except OSError as err:  # read-only or full file system, permissions: one line, no traceback
-        where = f" {err.filename}" if err.filename is not None else ""
-        print(f"toylab {args.command}: error:{where}: {err.strerror or err}", file=sys.stderr)
+        where = f" {err.filename}:" if err.filename is not None else ""
+        print(f"toylab {args.command}: error:{where} {err.strerror or err}", file=sys.stderr)
         return 1
 
 

@@ -136,11 +136,20 @@ def advance_with_progress(
         return run.advance(should_stop, on_step)
 
 
-def write_pictures(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool) -> list[Path]:
-    """final.png of the current target and comparison.gif of every recorded frame."""
+def write_pictures(
+    out: Path,
+    run: Run,
+    gif_options: dict[str, Any],
+    quiet: bool,
+    current: dict[str, Path] | None = None,
+) -> list[Path]:
+    """final.png of the current target and comparison.gif of every recorded frame;
+    current["path"] names the file being written (for an error that does not)."""
     from toylab.viz import gif, render
 
+    current = current if current is not None else {}
     written = []
+    current["path"] = out / rundir.FINAL_PNG
     density = run.density
     hists = np.stack([node_histogram(m.positions, density.bins) for m in run.methods.values()])
     kls = [s["kl"] for s in run.target_result(final=False)["methods"].values()]
@@ -155,6 +164,7 @@ def write_pictures(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool
     )
     written.append(out / rundir.FINAL_PNG)
     if len(run.frames):
+        current["path"] = out / rundir.GIF_FILE
         written += gif.render_run(
             run.frames, out / rundir.GIF_FILE, progress=not quiet, **gif_options
         )
@@ -182,15 +192,20 @@ def finish(
                 f"{describe_os_error(err)}; this save failed, the previous one stays "
                 f"(continue from it with: toylab run --resume {out})"
             ) from None
-    else:
-        saver.write_derived(run)
+    current = {"path": out}
     try:
-        written = write_pictures(out, run, gif_options, quiet)
+        if not save:
+            saver.write_derived(run)
+        written = write_pictures(out, run, gif_options, quiet, current)
         from toylab.viz.report import write_report
 
+        current["path"] = out / rundir.REPORT_FILE
         written.append(write_report(out, run))  # after the pictures: it inlines them
+        current["path"] = out / rundir.OUTPUTS_FILE
         saver.write_outputs_record(written, complete=run.done)
     except OSError as err:
+        if err.filename is None:
+            err.filename = str(current["path"])
         raise ToylabError(
             f"{describe_os_error(err)}; the fit is saved: once that is fixed, "
             f"write the outputs with: toylab run --resume {out}"

@@ -34,6 +34,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as err:
+        if err.filename is None:  # a failed write() names no file: name the one being written
+            err.filename = str(path)
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
