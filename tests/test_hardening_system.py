@@ -156,6 +156,11 @@ def test_read_only_file_system(tmp_path, monkeypatch, capsys):
         one_line(capsys, "Read-only file system")
         assert main(["gif", str(fitted), "--out", str(ro / "a.gif"), "--quiet"]) == 1
         one_line(capsys, "Read-only file system")
+        small = ["--nodes", "40", "--steps", "20", "--quiet"]
+        assert main(["explain", *small, "--out", str(ro / "ex")]) == 1
+        one_line(capsys, "Read-only file system")
+        assert main(["figure", *small, "--bins", "56", "--out", str(ro / "fig")]) == 1
+        one_line(capsys, "Read-only file system")
         monkeypatch.chdir(ro)  # the default --out is runs/... under the working directory
         assert main(["run", *TINY]) == 1
         one_line(capsys, "runs", "Read-only file system")
