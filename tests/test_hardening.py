@@ -219,6 +219,10 @@ def test_force_keeps_the_users_files(tmp_path, capsys):
     assert main(["run", *TINY, "--out", str(out), "--force"]) == 2
     one_line_error(capsys, "notes.txt")
     assert (out / "notes.txt").read_text() == "mine" and (out / "checkpoint.pt").is_file()
+    (out / "notes.txt").unlink()
+    (out / ".checkpoint.pt.x1y2.tmp.pt").write_bytes(b"left by kill -9")  # ours: removed
+    assert main(["run", *TINY, "--out", str(out), "--force"]) == 0
+    assert not (out / ".checkpoint.pt.x1y2.tmp.pt").exists()
 
 
 def test_force_through_a_symlink_replaces_the_run_and_keeps_the_link(tmp_path, capsys):

@@ -75,7 +75,9 @@ RUN_FILES = frozenset(
     }
 )
 # Temporary files of store.atomic (".NAME.XXXX.tmp.ext") left by a killed process.
-_TEMP_FILE = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9]+)?$")
+_TEMP_FILE = re.compile(
+    r"^\.(?:" + "|".join(map(re.escape, sorted(RUN_FILES))) + r")\.\w+\.tmp(?:\.\w+)?$"
+)
 
 # checkpoint.pt since format 2: MAGIC, the sha256 of the payload, the payload (a torch file).
 CHECKPOINT_MAGIC = b"TOYLABCK"
