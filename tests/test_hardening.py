@@ -423,3 +423,15 @@ def test_a_config_json_of_the_wrong_shape_is_one_line(tmp_path, capsys):
         capsys.readouterr()
         assert main(["run", "--resume", str(out), "--quiet"]) == 2
         one_line_error(capsys, "config.json")
+
+
+def test_a_run_without_checkpoint_gets_messages_that_agree(tmp_path, capsys):
+    """Before: the new-run refusal said "use --resume" and --resume said "cannot be resumed"."""
+    _, out = run(tmp_path)
+    (out / "checkpoint.pt").unlink()
+    capsys.readouterr()
+    assert main(["run", *TINY, "--out", str(out)]) == 2
+    assert "cannot be resumed" in one_line_error(capsys, "--force")
+    assert main(["run", "--resume", str(out), "--quiet"]) == 2
+    line = one_line_error(capsys, "cannot be resumed", "--force")
+    assert "--resume" not in line.split("resumed")[1]
