@@ -49,6 +49,12 @@ def modules(data: str, error: str = "M") -> np.ndarray:
     names the largest payload that fits and the --bins such a code would need.
     """
     try:
+        data.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DensityError(
+            f"qr payload {ascii(data)} is not valid UTF-8 text; give text (any Unicode)"
+        ) from None
+    try:
         code = segno.make(data, error=error.lower(), micro=False)
     except segno.DataOverflowError:
         size = len(data.encode("utf-8"))

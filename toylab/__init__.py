@@ -6,7 +6,34 @@ Library API: `fit` (train in memory), `evaluate` (score nodes against a density)
 
 __version__ = "0.1.0"
 
-from toylab.api import FitResult, evaluate, fit, load_run  # noqa: E402
-from toylab.config import RunConfig  # noqa: E402
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from toylab.api import FitResult, evaluate, fit, load_run
+    from toylab.config import RunConfig
+
+# Loaded on first use (PEP 562), so `import toylab.cli` starts light and the CLI can turn a
+# Ctrl-C during the heavy imports (torch, numba) into one line instead of a traceback.
+_LAZY = {
+    "FitResult": "toylab.api",
+    "evaluate": "toylab.api",
+    "fit": "toylab.api",
+    "RunConfig": "toylab.config",
+    "load_run": "toylab.api",
+}
 
 __all__ = ["FitResult", "RunConfig", "evaluate", "fit", "load_run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'toylab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import densities
-from toylab import params
+from toylab import budget, params
 from toylab.config import RunConfig
 from toylab.errors import ToylabError
 from toylab.metrics import evaluate as _evaluate
@@ -148,6 +148,8 @@ def fit(
     ]
     if unknown:
         raise TypeError(f"fit() got an unexpected keyword argument {unknown[0]!r}")
+    budget.check_threads(config.threads)
+    budget.check_run(config)  # issue 12: refuse what would not fit in memory, before work
     config.threads = set_threads(config.threads)
     run = Run(config)
     complete = run.advance(should_stop or (lambda: False))

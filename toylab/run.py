@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ import torch
 import densities
 from toylab import streams
 from toylab.config import RunConfig
+from toylab.errors import ToylabError
 from toylab.fitting.compiled import warm_up_kernels
 from toylab.fitting.methods import Method, Step, make_method
 from toylab.metrics import METRIC_NAMES, evaluate_histogram, node_histogram, real_samples
@@ -25,6 +27,28 @@ from toylab.store.frames import Frames
 CHECKPOINT_FORMAT = 1
 DEFAULT_THREADS = 1  # measured: the per-step work is tiny, extra threads only add overhead
 CHUNK_POINTS = 1 << 16  # data points drawn per sampling call (batches for many steps)
+
+# -- divergence guard (issue 12): a fit whose nodes leave any sensible range stops with one line
+DIVERGED_AT = 1e6  # |coordinate| beyond which a node has diverged (targets live in [-1, 1]^2)
+CHECK_EVERY = 128  # steps between checks; the first CHECK_FIRST steps are all checked
+CHECK_FIRST = 32
+
+
+def check_diverged(name: str, positions: Any, where: str, lr: float) -> None:
+    """Raise a one-line ToylabError when a method's nodes are non-finite or absurdly far.
+    Two reductions, no temporaries (NaN propagates through max and min)."""
+    if isinstance(positions, torch.Tensor):
+        peak = float(torch.maximum(positions.max(), -positions.min()))
+    else:
+        peak = float(max(positions.max(), -positions.min()))
+    if math.isfinite(peak) and peak <= DIVERGED_AT:
+        return
+    why = (
+        "node coordinates became NaN or infinite"
+        if not math.isfinite(peak)
+        else f"a node coordinate reached {peak:.3g} (targets lie in [-1, 1])"
+    )
+    raise ToylabError(f"method {name} diverged {where}: {why}; lower --lr (it is {lr:g})")
 
 
 def build_targets(config: RunConfig) -> list[densities.Density]:
@@ -134,10 +158,18 @@ class Run:
                 self.step += 1
                 self.global_step += 1
                 self._log_step()
+                if self.global_step <= CHECK_FIRST or self.global_step % CHECK_EVERY == 0:
+                    self._check_diverged()
                 if on_step is not None:
                     on_step(self, steps)
             self._finish_target()
         return True
+
+    def _check_diverged(self) -> None:
+        where = f"at step {self.step} of target {self.density.name}"
+        for name, method in self.methods.items():
+            work = getattr(method, "pos", method.positions)  # the numpy view on CPU
+            check_diverged(name, work, where, self.config.learning_rate)
 
     def _next_batch(self, density: densities.Density):
         """The batch of the current step. Batches are drawn CHUNK_POINTS points at a time (one

@@ -10,9 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from densities import DensityError
-from toylab.cli import densities_cmd, explain_cmd, figure_cmd, gif_cmd, run_cmd, sample_cmd
-from toylab.errors import ToylabError
+try:  # the heavy imports (torch, numba): a Ctrl-C here is one line, exit 130
+    from densities import DensityError
+    from toylab.cli import densities_cmd, explain_cmd, figure_cmd, gif_cmd, run_cmd, sample_cmd
+    from toylab.errors import ToylabError
+except KeyboardInterrupt:
+    print("toylab: interrupted while starting", file=sys.stderr)
+    raise SystemExit(130) from None
 
 COMMANDS = [run_cmd, gif_cmd, figure_cmd, densities_cmd, sample_cmd, explain_cmd]
 
@@ -50,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"toylab {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        return 1
+    except OSError as err:  # read-only or full file system, permissions: one line, no traceback
+        where = f" {err.filename}:" if err.filename is not None else ""
+        print(f"toylab {args.command}: error:{where} {err.strerror or err}", file=sys.stderr)
         return 1
 
 

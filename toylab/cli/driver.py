@@ -1,15 +1,18 @@
 """Drive a Run to completion with a progress bar, Ctrl-C handling and the run directory.
 
-The first Ctrl-C asks the run to stop after the current step; then the checkpoint, metrics,
-KL log, nodes, frames, final picture and GIF of what was done are written and the process
-exits with 130. A second Ctrl-C aborts at once (files already written stay whole: every
-write is atomic).
+The first Ctrl-C (or SIGTERM) asks the run to stop after the current step; then the
+checkpoint, metrics, KL log, nodes, frames, final picture and GIF of what was done are written
+and the process exits with 130. A second one aborts at once: the state saved last (at the
+latest `--checkpoint-every` seconds ago) stays whole and consistent, and `--resume` repairs
+the rest. The state is saved before any picture, so a failed picture never loses a fit.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,31 +22,69 @@ import numpy as np
 from tqdm import tqdm
 
 from toylab import progress
-from toylab.run import DEFAULT_THREADS, Run, set_threads  # noqa: F401 (used by commands)
+from toylab.errors import ToylabError
+from toylab.run import Run, set_threads  # noqa: F401 (used by commands)
 from toylab.store import rundir
+
+DEFAULT_CHECKPOINT_EVERY = 60.0
+"""Seconds between periodic saves of the state: kill -9 loses at most this much work. A save
+at K = 10^4 takes a few ms, so even 1 s would cost well under 1% of the run."""
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextmanager
 def stop_on_interrupt() -> Any:
-    """Yield a callable that turns true after the first SIGINT; a second one aborts."""
+    """Yield a callable that turns true after the first SIGINT or SIGTERM; a second aborts."""
     flag = {"stop": False}
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
     def handler(signum: int, frame: Any) -> None:
         if flag["stop"]:
             raise KeyboardInterrupt
         flag["stop"] = True
-        print("\ninterrupted: saving what was computed (Ctrl-C again to abort)", file=sys.stderr)
+        what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+        print(f"\n{what}: saving what was computed (Ctrl-C again to abort)", file=sys.stderr)
 
     try:
-        signal.signal(signal.SIGINT, handler)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, handler)
     except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
         yield lambda: False
         return
     try:
         yield lambda: flag["stop"]
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class PeriodicSave:
+    """Called after every step; saves the state when `every` seconds have passed since the
+    last save (one clock read per step otherwise). A failed save is reported once and the fit
+    goes on: the previous save stays consistent."""
+
+    def __init__(self, saver: rundir.Saver, every: float | None):
+        self.saver, self.every = saver, every
+        self.next = time.monotonic() + every if every else float("inf")
+        self.warned = False
+
+    def __call__(self, run: Run) -> None:
+        if time.monotonic() < self.next:
+            return
+        try:
+            self.saver.save_state(run, fast=True)
+        except OSError as err:
+            if not self.warned:
+                print(f"\nwarning: {describe_os_error(err)}; the fit goes on", file=sys.stderr)
+                self.warned = True
+        self.next = time.monotonic() + self.every
+
+
+def describe_os_error(err: OSError) -> str:
+    """'cannot write PATH: reason' for an OSError from writing a file."""
+    path = err.filename if err.filename is not None else "a file"
+    return f"cannot write {path}: {err.strerror or err}"
 
 
 def progress_bar(run: Run, quiet: bool, file: Any = None) -> tqdm:
@@ -58,12 +99,20 @@ def _postfix(run: Run) -> str:
     return " ".join(f"{name} KL {s['kl']:.3g}" for name, s in run.latest.items())
 
 
-def advance_with_progress(run: Run, should_stop: Callable[[], bool], quiet: bool) -> bool:
-    """Run.advance with a tqdm bar showing the target and the live KL of every method."""
+def advance_with_progress(
+    run: Run,
+    should_stop: Callable[[], bool],
+    quiet: bool,
+    after_step: Callable[[Run], None] | None = None,
+) -> bool:
+    """Run.advance with a tqdm bar showing the target and the live KL of every method;
+    `after_step(run)` (e.g. a PeriodicSave) is called after every step."""
     with progress_bar(run, quiet) as bar:
         last = {"frame": -1}
 
         def on_step(r: Run, steps: dict) -> None:
+            if after_step is not None:
+                after_step(r)
             bar.update(1)
             if len(r.frames) != last["frame"] or r.step == 1:
                 last["frame"] = len(r.frames)
@@ -78,11 +127,20 @@ def real_kls(run: Run) -> list[float]:
     return [run.real.get(t, {}).get("kl", float("nan")) for t in range(len(run.targets))]
 
 
-def write_pictures(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool) -> list[Path]:
-    """final.png of the current target and comparison.gif of every recorded frame."""
+def write_pictures(
+    out: Path,
+    run: Run,
+    gif_options: dict[str, Any],
+    quiet: bool,
+    current: dict[str, Path] | None = None,
+) -> list[Path]:
+    """final.png of the current target and comparison.gif of every recorded frame;
+    current["path"] names the file being written (for an error that does not)."""
     from toylab.viz import gif, render
 
+    current = current if current is not None else {}
     written = []
+    current["path"] = out / rundir.FINAL_PNG
     density = run.density
     fitted, scores = run.current_fit()
     hists = np.stack([fitted[name] for name in run.methods])
@@ -102,19 +160,65 @@ def write_pictures(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool
     )
     written.append(out / rundir.FINAL_PNG)
     if len(run.frames):
+        current["path"] = out / rundir.GIF_FILE
         written += gif.render_run(
             run.frames, out / rundir.GIF_FILE, progress=not quiet, real_kl=real, **gif_options
         )
     return written
 
 
-def finish(out: Path, run: Run, gif_options: dict[str, Any], quiet: bool) -> None:
-    """Write every output file of the run as it stands (complete or interrupted)."""
-    rundir.write_state(out, run)
-    write_pictures(out, run, gif_options, quiet)
-    from toylab.viz.report import write_report
+def finish(
+    out: Path,
+    run: Run,
+    gif_options: dict[str, Any],
+    quiet: bool,
+    saver: rundir.Saver | None = None,
+    save: bool = True,
+) -> list[Path]:
+    """Write every output file of the run as it stands (complete or interrupted): the state
+    first (unless save=False: it is saved already), then the pictures and the report, then
+    outputs.json. A file that cannot be written is one line; a fit already saved says how to
+    finish its outputs."""
+    saver = saver or rundir.Saver(out, run_id=os.urandom(8).hex())
+    if save:
+        try:
+            saver.save_state(run)
+        except OSError as err:
+            raise ToylabError(
+                f"{describe_os_error(err)}; this save failed, the previous one stays "
+                f"(continue from it with: toylab run --resume {out})"
+            ) from None
+    current = {"path": out}
+    try:
+        if not save:
+            saver.write_derived(run)
+        written = write_pictures(out, run, gif_options, quiet, current)
+        from toylab.viz.report import write_report
 
-    write_report(out, run, {"gif": gif_options})  # after the pictures: it inlines them
+        current["path"] = out / rundir.REPORT_FILE
+        written.append(
+            write_report(out, run, {"gif": gif_options})
+        )  # after the pictures: it inlines them
+        current["path"] = out / rundir.OUTPUTS_FILE
+        saver.write_outputs_record(written, complete=run.done)
+    except OSError as err:
+        if err.filename is None:
+            err.filename = str(current["path"])
+        raise ToylabError(
+            f"{describe_os_error(err)}; the fit is saved: once that is fixed, "
+            f"write the outputs with: toylab run --resume {out}"
+        ) from None
+    return written
+
+
+def expected_outputs(run: Run, gif_options: dict[str, Any]) -> list[str]:
+    """The files a finished run directory shows besides its state."""
+    names = [rundir.METRICS_FILE, rundir.KL_FILE, rundir.NODES_FILE, rundir.FINAL_PNG]
+    if len(run.frames):
+        names.append(rundir.GIF_FILE)
+        if gif_options.get("mp4"):
+            names.append(rundir.MP4_FILE)
+    return [*names, rundir.REPORT_FILE]
 
 
 def results_table(metrics: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ import argparse
 import zipfile
 from pathlib import Path
 
+from toylab import budget
 from toylab.errors import ToylabError
 from toylab.store import rundir
 from toylab.store.frames import FRAMES_FILE, Frames
@@ -136,6 +137,9 @@ def main(args: argparse.Namespace) -> int:
     frames = load_run(args.dir)
     panels = args.panels.split(",") if args.panels is not None else None
     panels = render.resolve_panels(frames, panels)
+    budget.check_gif(
+        frames.bins, scale or render.default_scale(frames.bins), len(panels)
+    )  # issue 12: a frame that would not fit is refused before rendering
     out = args.out if args.out is not None else default_out(args.dir, args.force, args.mp4)
     written = gif.render_run(
         frames,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from toylab import budget
 from toylab.errors import ToylabError
 from toylab.store.atomic import write_text, write_with
 from toylab.store.rundir import load_run
@@ -42,6 +43,7 @@ def sample_nodes(nodes: np.ndarray, n: int, rng: np.random.Generator) -> np.ndar
 def main(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ToylabError(f"-n must be a positive integer, got {args.n}")
+    budget.check_sample(args.n)
     if args.seed < 0:
         raise ToylabError(f"--seed must be >= 0, got {args.seed}")
     if args.out is not None and args.out.suffix.lower() not in FORMATS:

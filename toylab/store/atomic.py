@@ -34,6 +34,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as err:
+        if err.filename is None:  # a failed write() names no file: name the one being written
+            err.filename = str(path)
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -47,8 +51,11 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], Any]) -> Path:
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a text file atomically."""
-    return write_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    """Write a UTF-8 text file atomically. Text that cannot be UTF-8 (a file name with bytes
+    that are not, which Python carries as lone surrogates) is written as backslash escapes."""
+    return write_with(
+        path, lambda tmp: tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
+    )
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
