@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from toylab.api import FitResult, evaluate, fit  # noqa: E402
 from toylab.config import RunConfig  # noqa: E402
+from toylab.floors import floors  # noqa: E402
 from toylab.store.rundir import load_run  # noqa: E402
 
-__all__ = ["FitResult", "RunConfig", "evaluate", "fit", "load_run"]
+__all__ = ["FitResult", "RunConfig", "evaluate", "fit", "floors", "load_run"]
