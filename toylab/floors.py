@@ -105,8 +105,8 @@ def allocation_kl(counts: np.ndarray, q: np.ndarray) -> float:
 
 
 def sample_histogram(density: Any, samples: Any, rng: np.random.Generator | None = None):
-    """The empirical histogram of `samples`: an (N, 2) array of points, a (bins, bins) count
-    array, or an int N (N points drawn from the density with `rng`, default seed 0)."""
+    """The empirical histogram of `samples`: an (N, 2) array of points or an int N (N points
+    drawn from the density with `rng`, default seed 0)."""
     q = _as_q(density)
     bins = q.shape[0]
     if isinstance(samples, (int, np.integer)):
@@ -117,13 +117,9 @@ def sample_histogram(density: Any, samples: Any, rng: np.random.Generator | None
         rng = rng if rng is not None else np.random.default_rng(0)
         return densities.histogram(density.sample(int(samples), rng), bins)
     arr = np.asarray(samples)
-    if arr.shape == q.shape and arr.ndim == 2 and arr.shape[1] != 2:
-        return arr.astype(np.int64)
-    if arr.ndim == 2 and arr.shape[1] == 2:
+    if arr.ndim == 2 and arr.shape[1] == 2 and arr.shape[0] > 0:
         return densities.histogram(arr.astype(np.float64), bins)
-    raise ValueError(
-        f"samples must be an int, an (N, 2) point array or a {q.shape} histogram, got {arr.shape}"
-    )
+    raise ValueError(f"samples must be an int or an (N, 2) point array, got shape {arr.shape}")
 
 
 def floors(
@@ -131,12 +127,15 @@ def floors(
     nodes: int,
     samples: Any = None,
     rng: np.random.Generator | None = None,
+    histogram: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The KL floors of `nodes` nodes on `density` (a Density or a (bins, bins) array).
 
     Returns allocation_floor (largest remainder of K Q) and allocation_floor_kl_optimal; with
-    `samples` (an int N, an (N, 2) point array or a histogram, see `sample_histogram`) also
-    data_floor, data_floor_kl_optimal and samples (N). All KL(P || Q) in nats.
+    `samples` (an int N: N points drawn with `rng`, default seed 0; or an (N, 2) point array),
+    or `histogram` (their (bins, bins) cell counts), also data_floor, data_floor_kl_optimal
+    (the KL-optimal allocation for the empirical histogram, scored against Q) and samples (N).
+    All KL(P || Q) in nats.
     """
     q = _as_q(density)
     nodes = _check_nodes(nodes)
@@ -144,8 +143,13 @@ def floors(
         "allocation_floor": allocation_kl(largest_remainder(q, nodes), q),
         "allocation_floor_kl_optimal": allocation_kl(kl_optimal_allocation(q, nodes), q),
     }
-    if samples is not None:
+    hist = histogram
+    if hist is None and samples is not None:
         hist = sample_histogram(density, samples, rng)
+    if hist is not None:
+        hist = np.asarray(hist)
+        if hist.shape != q.shape or hist.min() < 0 or hist.sum() <= 0:
+            raise ValueError(f"histogram must be {q.shape} non-negative counts with some mass")
         out["data_floor"] = allocation_kl(largest_remainder(hist, nodes), q)
         out["data_floor_kl_optimal"] = allocation_kl(kl_optimal_allocation(hist, nodes), q)
         out["samples"] = int(hist.sum())
