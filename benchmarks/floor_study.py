@@ -46,6 +46,11 @@ VARIANTS: dict[str, dict] = {
     "v_cap16": {"n_cap": 16.0},
     "v_cap8": {"n_cap": 8.0},
     "v_reset0": {"n_reset": 0.0},
+    "c_off1_halve": {"offset": 1.0, "halve_n": True},
+    "c_off1_halve_cap8": {"offset": 1.0, "halve_n": True, "n_cap": 8.0},
+    "c_off15_halve": {"offset": 1.5, "halve_n": True},
+    "c_off1_cap8": {"offset": 1.0, "n_cap": 8.0},
+    "c_off1_halve_cap4": {"offset": 1.0, "halve_n": True, "n_cap": 4.0},
 }
 
 
