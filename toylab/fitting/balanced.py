@@ -90,6 +90,8 @@ class BalancedSplitAndPrune(SplitAndPrune):
     offset = OFFSET
     halve_n = False
     n_reset = N_RESET
+    split_ratio: float | None = None  # None: --split-ratio / --prune-ratio, as sp
+    prune_ratio: float | None = None
 
     def __init__(
         self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None
@@ -112,7 +114,9 @@ class BalancedSplitAndPrune(SplitAndPrune):
         matched = self.match(points)
         np.add.at(self.counts, matched, 1.0)
         s = self.settings
-        pairs = plan_splits(self.counts, self.max_splits, s.split_ratio, s.prune_ratio)
+        split = s.split_ratio if self.split_ratio is None else self.split_ratio
+        prune = s.prune_ratio if self.prune_ratio is None else self.prune_ratio
+        pairs = plan_splits(self.counts, self.max_splits, split, prune)
         for i, j in pairs:
             self._split(i, j)
         if pairs:
