@@ -182,6 +182,7 @@ def column_title(column: str) -> str:
         "sp": "Split-and-Prune",
         "soft": "soft selection",
         "kmeans": "online k-means",
+        "bsp": "balanced Split-and-Prune",
         "real": "real samples",
         "target": "target",
         "data_floor": "data-budget floor",
