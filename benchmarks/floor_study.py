@@ -51,11 +51,42 @@ VARIANTS: dict[str, dict] = {
     "c_off15_halve": {"offset": 1.5, "halve_n": True},
     "c_off1_cap8": {"offset": 1.0, "n_cap": 8.0},
     "c_off1_halve_cap4": {"offset": 1.0, "halve_n": True, "n_cap": 4.0},
-    "r_3_02": {"offset": 1.0, "halve_n": True, "n_cap": 8.0, "split_ratio": 3.0, "prune_ratio": 0.2},
-    "r_3_05": {"offset": 1.0, "halve_n": True, "n_cap": 8.0, "split_ratio": 3.0, "prune_ratio": 0.5},
-    "r_2_02": {"offset": 1.0, "halve_n": True, "n_cap": 8.0, "split_ratio": 2.0, "prune_ratio": 0.2},
-    "r_4_01": {"offset": 1.0, "halve_n": True, "n_cap": 8.0, "split_ratio": 4.0, "prune_ratio": 0.1},
-    "r_15_05": {"offset": 1.0, "halve_n": True, "n_cap": 8.0, "split_ratio": 1.5, "prune_ratio": 0.5},
+    "m_off125": {"offset": 1.25},
+    "r_3_02": {
+        "offset": 1.0,
+        "halve_n": True,
+        "n_cap": 8.0,
+        "split_ratio": 3.0,
+        "prune_ratio": 0.2,
+    },
+    "r_3_05": {
+        "offset": 1.0,
+        "halve_n": True,
+        "n_cap": 8.0,
+        "split_ratio": 3.0,
+        "prune_ratio": 0.5,
+    },
+    "r_2_02": {
+        "offset": 1.0,
+        "halve_n": True,
+        "n_cap": 8.0,
+        "split_ratio": 2.0,
+        "prune_ratio": 0.2,
+    },
+    "r_4_01": {
+        "offset": 1.0,
+        "halve_n": True,
+        "n_cap": 8.0,
+        "split_ratio": 4.0,
+        "prune_ratio": 0.1,
+    },
+    "r_15_05": {
+        "offset": 1.0,
+        "halve_n": True,
+        "n_cap": 8.0,
+        "split_ratio": 1.5,
+        "prune_ratio": 0.5,
+    },
 }
 
 

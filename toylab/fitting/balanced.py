@@ -1,24 +1,25 @@
-"""Balanced Split-and-Prune (`bsp`): Split-and-Prune that spends its data like an estimator.
+"""Balanced Split-and-Prune (`bsp`): Split-and-Prune whose nodes are estimators of their points.
 
 Split-and-Prune (sp) with the paper's SGD (step 0.4 toward each point) keeps every node near
-its last few points, so at the paper's budget (about 10 points a node) positions are as noisy
-as the points themselves, and one split a step relocates the ~half of the uniform start that
-lies off the target only by the end of the run. bsp changes three things (benchmarks/README.md,
-"Beyond the paper", has the study behind each):
+its last two or three points, so at the paper's budget (about 10 points a node) positions are
+as noisy as the points themselves, and a split puts two copies on one spot. bsp keeps sp's
+split rule (the same counts, ratios and pace: `splitting.plan_splits`) and changes the rest
+(benchmarks/README.md, "Beyond the paper", has the study behind each choice):
 
-- position: the running mean of the node's own points, step 1 / n, n the node's match count,
-  capped at `N_CAP` so a node still follows a moving target (count decay);
-- splits: on mass (match counts, halved at a split as in sp), up to `MAX_SPLITS` pairs a step
-  (the sp rule replayed by `splitting.plan_splits`); the two copies are placed at
-  +-OFFSET standard deviations of the node's points along their principal axis, not on top of
-  each other, and keep the parent's confidence n (not halved: each copy is already the mean of
-  its half of the points);
-- a running covariance per node (3 numbers) gives that axis.
+- position: the running mean of the node's own points, step 1 / n with n its match count,
+  the step never below 1 / N_CAP (count decay: 16, 64 or no floor measured worse);
+- a running covariance per node (3 numbers, exponentially weighted like the mean);
+- a split places the two copies at +-OFFSET standard deviations of the node's points along
+  their principal axis (where a uniform spread cut in two has its halves' means) instead of
+  on top of each other, gives each a quarter of the variance along that axis, and halves n.
+- at a target change, n drops to N_RESET so the nodes can move; masses reset as in sp.
 
-Relies on, from the base classes: GradientDescent's `positions`/`pos` (numpy, CPU only),
-`index` (`query`, `mark_moved`, `rebuild`), `_points`, `settings.split_ratio/prune_ratio`;
-SplitAndPrune's `counts` (the mass; reset in `begin_target`) and its state_dict/load_state_dict.
-The SGD optimizer of the base class is kept but unused (--optimizer and --lr do not apply).
+Relies on, from the base classes: GradientDescent's `positions`/`pos` (numpy, so CPU only),
+`index` (`query` via `match`, `mark_moved`, `rebuild`), `_points`, `settings.split_ratio` and
+`settings.prune_ratio`, `max_splits` is the class's own; SplitAndPrune's `counts` (the mass;
+reset in `begin_target`) and its state_dict/load_state_dict (positions, optimizer, counts),
+to which bsp adds n and cov. The base SGD optimizer is built but unused (--optimizer, --lr
+and --max-splits do not apply).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from toylab.fitting.methods import Settings, SplitAndPrune, Step, _state_tensor
 from toylab.fitting.splitting import plan_splits
 
 N_CAP = 8.0  # the running mean's step never falls below 1 / N_CAP (16, 64, none: worse)
-MAX_SPLITS = 1  # split/prune pairs a step at most (the paper's pace; 4 measured no better)
+MAX_SPLITS = 1  # split/prune pairs a step (the paper's pace; 4 measured worse on 3 of 4)
 OFFSET = 1.0  # copies at +-OFFSET sd along the principal axis (0, 0.3, 0.5 worse; 1.5 strays)
 N_RESET = 1.0  # confidence a node keeps when the target changes
 
