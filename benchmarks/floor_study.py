@@ -46,6 +46,7 @@ VARIANTS: dict[str, dict] = {
     "v_cap16": {"n_cap": 16.0},
     "v_cap8": {"n_cap": 8.0},
     "v_reset0": {"n_reset": 0.0},
+    "v_reset4": {"n_reset": 4.0},
     "c_off1_halve": {"offset": 1.0, "halve_n": True},
     "c_off1_halve_cap8": {"offset": 1.0, "halve_n": True, "n_cap": 8.0},
     "c_off15_halve": {"offset": 1.5, "halve_n": True},

@@ -12,7 +12,8 @@ split rule (the same counts, ratios and pace: `splitting.plan_splits`) and chang
 - a split places the two copies at +-OFFSET standard deviations of the node's points along
   their principal axis (where a uniform spread cut in two has its halves' means) instead of
   on top of each other, gives each a quarter of the variance along that axis, and halves n.
-- at a target change, n drops to N_RESET so the nodes can move; masses reset as in sp.
+- at a target change n drops to N_RESET = 0: a node forgets the old target at its first new
+  point (its mean and spread restart there); masses reset as in sp.
 
 Relies on, from the base classes: GradientDescent's `positions`/`pos` (numpy, so CPU only),
 `index` (`query` via `match`, `mark_moved`, `rebuild`), `_points`, `settings.split_ratio` and
@@ -38,7 +39,7 @@ from toylab.fitting.splitting import plan_splits
 N_CAP = 8.0  # the running mean's step never falls below 1 / N_CAP (16, 64, none: worse)
 MAX_SPLITS = 1  # split/prune pairs a step (the paper's pace; 4 measured worse on 3 of 4)
 OFFSET = 1.0  # copies at +-OFFSET sd along the principal axis (0, 0.3, 0.5 worse; 1.5 strays)
-N_RESET = 1.0  # confidence a node keeps when the target changes
+N_RESET = 0.0  # confidence a node keeps when the target changes (1 and 4: worse in the chain)
 
 
 @njit(cache=True, nogil=True)
