@@ -135,8 +135,8 @@ class BalancedSplitAndPrune(SplitAndPrune):
         self.cov = np.zeros((k, 3))  # running covariance of the node's points: xx, xy, yy
 
     def begin_target(self, steps: int, density: densities.Density) -> None:
-        """Masses restart per target (as sp's counts); confidence drops to N_RESET so the
-        nodes can move to the new target; the spread is kept as a first guess."""
+        """Masses restart per target (as sp's counts); confidence drops to n_reset, so with 0
+        a node's mean and spread restart at its first point of the new target."""
         super().begin_target(steps, density)
         np.minimum(self.n, self.n_reset, out=self.n)
 
