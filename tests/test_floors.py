@@ -175,3 +175,19 @@ def test_sliced_wasserstein_of_a_translation():
     assert ws == pytest.approx(np.hypot(*v) / np.sqrt(2), rel=rel)
     # the fixed seed makes it reproducible
     assert wasserstein(nodes, d, exact_max_pairs=0, projections=p, seed=1)[0] == ws
+
+
+def test_a_run_directory_shows_the_floors_and_w2(tmp_path):
+    import json
+
+    from toylab.cli import main
+
+    out = tmp_path / "run"
+    args = ["run", "--target", "spiral", "--nodes", "150", "--steps", "60", "--bins", "24"]
+    assert main([*args, "--method", "sp,bsp", "--frames", "2", "--out", str(out), "--quiet"]) == 0
+    target = json.loads((out / "metrics.json").read_text())["targets"][0]
+    html = (out / "report.html").read_text()
+    assert f"data-budget floor {target['floors']['data_floor']:.4f}" in html
+    for m in ("sp", "bsp"):
+        w = target["methods"][m]["wasserstein"]
+        assert f'data-method="{m}" data-metric="wasserstein" data-value="{w!r}"' in html
