@@ -53,6 +53,9 @@ VARIANTS: dict[str, dict] = {
     "c_off1_cap8": {"offset": 1.0, "n_cap": 8.0},
     "c_off1_halve_cap4": {"offset": 1.0, "halve_n": True, "n_cap": 4.0},
     "m_off125": {"offset": 1.25},
+    "v_splits2": {"max_splits": 2},
+    "p_07": {"prune_ratio": 0.7},
+    "p_09": {"prune_ratio": 0.9},
     "r_3_02": {
         "offset": 1.0,
         "halve_n": True,
