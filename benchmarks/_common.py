@@ -270,6 +270,7 @@ def fit_ours(
         "cpu": cpu,
         "real_kl": t["real_samples"]["kl"],
         "methods": t["methods"],
+        "floors": t.get("floors", {}),
         "nodes": positions,
         "kl_rows": kl_rows,
     }
@@ -316,7 +317,14 @@ def fit_sequence(
     run.advance(on_step=on_step)
     out = []
     for t, pos in zip(run.metrics()["targets"], ends, strict=True):
-        out.append({"real_kl": t["real_samples"]["kl"], "methods": t["methods"], "nodes": pos})
+        out.append(
+            {
+                "real_kl": t["real_samples"]["kl"],
+                "methods": t["methods"],
+                "floors": t.get("floors", {}),
+                "nodes": pos,
+            }
+        )
     return out
 
 

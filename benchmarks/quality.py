@@ -10,11 +10,14 @@ K = 10,000 nodes, 10,000 steps, batch 10, 100 x 100 bins (the paper's figure). T
 reference's procedural blur circles (paper:blur_circles, its array written by the reference
 venv). The paper's numbers are printed beside each row.
 
-Columns: KL(P || Q) in nats of gd and sp, the real-samples KL (K i.i.d. samples), stray nodes
+Columns: KL(P || Q) in nats of gd and sp (or --methods, e.g. gd,sp,bsp), the real-samples KL (K i.i.d. samples), stray nodes
 (in cells outside the target's support), stray-KL (the part of the KL those cells add: with the
 1e-20 floor one node alone in an empty cell adds (1/K) ln(1e20 bins^2 / K), 0.0046 at
 K = 10,000 and 100 bins), unmoved nodes (still at their initial position: never matched) and
-seconds (each method's own step time).
+seconds (each method's own step time); the KL floors of toylab.floors (alloc floor: K nodes
+in largest-remainder proportion to Q; data floor: the same from the histogram of the N = steps
+x batch points the run drew; both mean over seeds), the best method's KL / data floor, and W2
+per method (toylab.metrics.wasserstein at target end: exact, or sliced when K x cells is big).
 
 stray-KL can exceed the whole KL: the in-support cells contribute a negative part.
 
@@ -92,6 +95,18 @@ def mean_sd(values: list[float], digits: int = 3) -> str:
     return f"{statistics.mean(values):.{digits}f}±{statistics.stdev(values):.{digits}f}"
 
 
+FLOOR_HEADER = ["alloc floor", "data floor", "best / data floor"]
+
+
+def floor_cells(rs: list[dict], methods: list[str]) -> list[str]:
+    """The KL floors (toylab.floors: allocation, and data budget from each seed's own points)
+    and the best method's mean KL over the mean data floor."""
+    alloc = statistics.mean(r["floors"]["allocation_floor"] for r in rs)
+    data = statistics.mean(r["floors"]["data_floor"] for r in rs)
+    best = min(statistics.mean(r[m]["kl"] for r in rs) for m in methods)
+    return [f"{alloc:.4f}", f"{data:.4f}", f"{best / data:.2f}"]
+
+
 def mean_int(values: list[int]) -> str:
     if len(values) == 1:
         return str(values[0])
@@ -122,10 +137,11 @@ def run_cycle(
             specs, methods, args.nodes, args.steps, args.batch, seed, args.threads, args.max_splits
         )
         for spec, res in zip(specs, out, strict=True):
-            row = {"real": res["real_kl"]}
+            row = {"real": res["real_kl"], "floors": res["floors"]}
             for m in methods:
                 row[m] = {
                     "kl": res["methods"][m]["kl"],
+                    "w2": res["methods"][m].get("wasserstein", float("nan")),
                     "stray": res["methods"][m]["stray"],
                     "stray_kl": C.stray_kl(res["nodes"][m], spec.density),
                 }
@@ -137,6 +153,8 @@ def run_cycle(
         + ["real KL"]
         + [f"{m} stray" for m in methods]
         + [f"{m} stray-KL" for m in methods]
+        + FLOOR_HEADER
+        + [f"{m} W2" for m in methods]
         + ["paper gd/sp/real"]
     )
     rows = []
@@ -146,6 +164,8 @@ def run_cycle(
         cells += [mean_sd([r["real"] for r in rs], 4)]
         cells += [mean_int([r[m]["stray"] for r in rs]) for m in methods]
         cells += [mean_sd([r[m]["stray_kl"] for r in rs], 4) for m in methods]
+        cells += floor_cells(rs, methods)
+        cells += [f"{statistics.mean(r[m]['w2'] for r in rs):.4f}" for m in methods]
         paper = C.PAPER_NUMBERS.get(C.paper_key(label))
         cells += ["/".join(f"{v:g}" for v in paper) if paper else "-"]
         rows.append(cells)
@@ -201,11 +221,12 @@ def main() -> int:
                 max_splits=args.max_splits,
                 eval_every=every,
             )
-            row = {"seed": seed, "real": r["real_kl"], "wall": r["wall"]}
+            row = {"seed": seed, "real": r["real_kl"], "wall": r["wall"], "floors": r["floors"]}
             for m in methods:
                 mm = r["methods"][m]
                 row[m] = {
                     "kl": mm["kl"],
+                    "w2": mm.get("wasserstein", float("nan")),
                     "stray": mm["stray"],
                     "stray_kl": C.stray_kl(r["nodes"][m], spec.density),
                     "unmoved": C.unmoved(r["nodes"][m], seed),
@@ -256,6 +277,8 @@ def main() -> int:
         + [f"{m} stray" for m in methods]
         + [f"{m} stray-KL" for m in methods]
         + [f"{m} s" for m in methods]
+        + FLOOR_HEADER
+        + [f"{m} W2" for m in methods]
         + ["paper gd/sp/real"]
     )
     rows = []
@@ -266,6 +289,8 @@ def main() -> int:
         cells += [mean_int([r[m]["stray"] for r in rs]) for m in methods]
         cells += [mean_sd([r[m]["stray_kl"] for r in rs], 4) for m in methods]
         cells += [f"{statistics.mean(r[m]['seconds'] for r in rs):.1f}" for m in methods]
+        cells += floor_cells(rs, methods)
+        cells += [f"{statistics.mean(r[m]['w2'] for r in rs):.4f}" for m in methods]
         paper = C.PAPER_NUMBERS.get(C.paper_key(label))
         cells += ["/".join(f"{v:g}" for v in paper) if paper else "-"]
         rows.append(cells)

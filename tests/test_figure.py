@@ -34,7 +34,12 @@ def test_figure_writes_png_pdf_and_tables(tmp_path, capsys):
     assert (out / "figure.pdf").read_bytes().startswith(b"%PDF")
     rows = list(csv.DictReader((out / "figure.csv").open()))
     assert {r["target"] for r in rows} == set(FIGURE_TARGETS)
-    assert {r["column"] for r in rows} == {"gd", "sp", "real"}
+    assert {r["column"] for r in rows} == {"gd", "sp", "real", "data_floor", "allocation_floor"}
+    floors = {
+        (r["target"], r["column"]): float(r["kl_mean"]) for r in rows if "floor" in r["column"]
+    }
+    assert all(v > 0 for v in floors.values())
+    rows = [r for r in rows if "floor" not in r["column"]]
     for r in rows:
         assert r["seeds"] == "2" and float(r["kl_mean"]) > 0 and float(r["kl_sd"]) >= 0
         assert float(r["paper_kl"]) == PAPER_KL[r["target"]][r["column"]]

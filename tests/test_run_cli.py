@@ -65,8 +65,11 @@ def test_run_writes_the_run_directory(tmp_path, capsys):
         config["args"]["nodes"] == 200 and config["threads"] >= 1 and "torch" in config["versions"]
     )
     kl_csv = (out / "kl.csv").read_text().splitlines()
-    assert kl_csv[0] == "step,target,method,kl,js,tv,hellinger"
+    assert kl_csv[0] == "step,target,method,kl,js,tv,hellinger,wasserstein"
     assert len(kl_csv) == 1 + 4 * 2  # 4 frames x 2 methods
+    # W2 is computed at target end: only the last row of each method has it
+    assert [bool(line.split(",")[-1]) for line in kl_csv[1:]] == [False] * 6 + [True] * 2
+    assert set(t["floors"]) >= {"allocation_floor", "data_floor"} and t["floors"]["samples"] > 0
     record = load_run(out)
     assert record.nodes["sp"].shape == (200, 2) and record.nodes["sp"].dtype == np.float32
     assert f"{t['methods']['sp']['kl']:.4f}" in table

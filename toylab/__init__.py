@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from toylab.api import FitResult, evaluate, fit, load_run
     from toylab.config import RunConfig
+    from toylab.kl_floors import floors
 
 # Loaded on first use (PEP 562), so `import toylab.cli` starts light and the CLI can turn a
 # Ctrl-C during the heavy imports (torch, numba) into one line instead of a traceback.
@@ -20,9 +21,10 @@ _LAZY = {
     "fit": "toylab.api",
     "RunConfig": "toylab.config",
     "load_run": "toylab.api",
+    "floors": "toylab.kl_floors",
 }
 
-__all__ = ["FitResult", "RunConfig", "evaluate", "fit", "load_run"]
+__all__ = ["FitResult", "RunConfig", "evaluate", "fit", "floors", "load_run"]
 
 
 def __getattr__(name: str) -> Any:

@@ -19,8 +19,11 @@ class MethodEntry:
     name: str
     title: str
     where: str  # "module:Class"
+    cls: type[Any] | None = None  # set by `register` for a class defined at run time
 
     def load(self) -> type[Any]:
+        if self.cls is not None:
+            return self.cls
         module, _, cls = self.where.partition(":")
         return getattr(importlib.import_module(module), cls)
 
@@ -32,6 +35,9 @@ CATALOG: dict[str, MethodEntry] = {
         MethodEntry("sp", "Split-and-Prune", "toylab.fitting.methods:SplitAndPrune"),
         MethodEntry("soft", "soft selection", "toylab.fitting.methods:SoftSelection"),
         MethodEntry("kmeans", "online k-means", "toylab.fitting.methods:OnlineKMeans"),
+        MethodEntry(
+            "bsp", "balanced Split-and-Prune", "toylab.fitting.balanced:BalancedSplitAndPrune"
+        ),
     )
 }
 
@@ -47,3 +53,8 @@ def title(name: str) -> str:
     """The method's title for pictures and tables (its name when it is not in the catalog)."""
     entry = CATALOG.get(name)
     return entry.title if entry is not None else name
+
+
+def register(name: str, title: str, cls: type[Any]) -> None:
+    """Add a method class under `name` (for studies that build variants at run time)."""
+    CATALOG[name] = MethodEntry(name, title, f"{cls.__module__}:{cls.__qualname__}", cls)

@@ -65,3 +65,58 @@ def evaluate(nodes: Any, density: Density) -> dict[str, float]:
 def real_samples(density: Density, k: int, rng: np.random.Generator) -> dict[str, float]:
     """The baseline: K i.i.d. samples from the target, scored like nodes."""
     return evaluate(density.sample(k, rng), density)
+
+
+# -- transport -------------------------------------------------------------------------------
+# KL explodes on one stray node (ln(1e20 bins^2 / K) / K of it); a transport distance charges a
+# stray node only for how far it sits from the mass. W2 between the K nodes (uniform weights)
+# and the grid density (cell centres weighted by Q; cells under 1e-12 of the largest hold
+# together under 1e-8 of the mass and are dropped): exact by POT's network simplex while
+# K x cells is at most EXACT_MAX_PAIRS, else POT's sliced estimate with a fixed seed. Sliced
+# costs O(projections K log K) and POT's weighted 1D solver is slow at large K (measured under
+# load: 64 projections 0.3-2.7 s at K = 10^4; 8 projections 0.9 s at 10^5, 15 s at 10^6), so
+# the projections drop from SLICED_PROJECTIONS as K grows past SLICED_BUDGET / 64 nodes, to 8.
+EXACT_MAX_PAIRS = 250_000  # exact cost measured: 0.1-0.3 s at 2e5 pairs, 0.7 s at 1e6
+SLICED_PROJECTIONS = 64
+SLICED_BUDGET = 1_280_000  # projections x nodes
+SLICED_SEED = 0
+
+
+def sliced_projections(nodes: int, projections: int = SLICED_PROJECTIONS) -> int:
+    """Directions the sliced estimate uses for `nodes` nodes (64 up to 20,000 nodes, >= 8)."""
+    return max(8, min(projections, SLICED_BUDGET // max(nodes, 1)))
+
+
+def cell_centres(bins: int) -> np.ndarray:
+    """(bins^2, 2) centres of the grid's cells in the density's row-major order (row 0 on top)."""
+    c = (np.arange(bins) + 0.5) / bins * 2.0 - 1.0
+    x, y = np.meshgrid(c, c[::-1])
+    return np.stack([x.ravel(), y.ravel()], axis=1)
+
+
+def wasserstein(
+    nodes: Any,
+    density: Density,
+    exact_max_pairs: int = EXACT_MAX_PAIRS,
+    projections: int | None = None,
+    seed: int = SLICED_SEED,
+) -> tuple[float, str]:
+    """W2 distance (in domain units) between the nodes and the density, and which estimate:
+    "exact" (ot.emd2 on squared Euclidean costs) or "sliced" (ot.sliced_wasserstein_distance,
+    p = 2, `projections` directions (default `sliced_projections(K)`) drawn with `seed`;
+    sliced W2 is smaller than W2, 1/sqrt(2) of it for a translation in 2D, so compare like
+    with like)."""
+    import ot
+
+    x = _as_numpy(nodes)
+    q = density.array.ravel()
+    keep = q >= q.max() * 1e-12
+    centres = cell_centres(density.bins)[keep]
+    b = q[keep] / q[keep].sum()
+    if x.shape[0] * centres.shape[0] <= exact_max_pairs:
+        a = np.full(x.shape[0], 1.0 / x.shape[0])
+        cost = ot.dist(x, centres, metric="sqeuclidean")
+        return float(np.sqrt(max(ot.emd2(a, b, cost, numItermax=10_000_000), 0.0))), "exact"
+    p = projections if projections is not None else sliced_projections(x.shape[0])
+    w = ot.sliced_wasserstein_distance(x, centres, None, b, n_projections=p, seed=seed)
+    return float(w), "sliced"

@@ -21,7 +21,14 @@ from toylab.config import RunConfig
 from toylab.errors import ToylabError
 from toylab.fitting.compiled import warm_up_kernels
 from toylab.fitting.methods import Method, Step, make_method
-from toylab.metrics import METRIC_NAMES, evaluate_histogram, node_histogram, real_samples
+from toylab.kl_floors import floors
+from toylab.metrics import (
+    METRIC_NAMES,
+    evaluate_histogram,
+    node_histogram,
+    real_samples,
+    wasserstein,
+)
 from toylab.store.frames import Frames
 
 CHECKPOINT_FORMAT = 1
@@ -85,6 +92,7 @@ class Run:
         self._chunk: np.ndarray | None = None  # batches drawn ahead, (n, batch, 2)
         self._chunk_start = 0  # step (within the target) of the chunk's first batch
         self._chunk_rng_state = self.data_rng.bit_generator.state
+        self._target_rng_state: dict | None = None  # data stream at the target's start (floors)
         self.frame_steps = set(config.frame_steps())
         self.eval_every = config.eval_every
         self.target_pos = 0  # index of the current target in the sequence
@@ -200,6 +208,7 @@ class Run:
         self.seconds = dict.fromkeys(cfg.methods, 0.0)
         self.target_begun = True
         self._chunk = None
+        self._target_rng_state = self.data_rng.bit_generator.state
         self._log_step()
 
     def _log_step(self) -> None:
@@ -225,7 +234,19 @@ class Run:
             )
 
     def _finish_target(self) -> None:
-        self.results.append(self.target_result(final=True))
+        result = self.target_result(final=True)
+        result["floors"] = self._floors()
+        kind = None
+        for name, method in self.methods.items():
+            w, kind = wasserstein(method.positions, self.density)
+            result["methods"][name]["wasserstein"] = w
+            for row in reversed(self.kl_rows):  # the target's last KL row, if one was logged
+                if row["step"] != self.global_step or row["target"] != self.density.name:
+                    break
+                if row["method"] == name:
+                    row["wasserstein"] = w
+        result["wasserstein_estimate"] = kind
+        self.results.append(result)
         self.target_pos += 1
         self.step = 0
         self.target_begun = False
@@ -242,6 +263,29 @@ class Run:
             scores = {name: evaluate_histogram(h, density) for name, h in hists.items()}
             self._fit, self._fit_key = (hists, scores), key
         return self._fit
+
+    def _data_histogram(self) -> np.ndarray | None:
+        """Histogram of the steps * batch points this target drew, redrawn from the data
+        stream's state at the target's start (the same chunks `_draw_chunk` drew), so the data
+        floor costs nothing per step. None when that state is unknown (an older checkpoint)."""
+        if self._target_rng_state is None:
+            return None
+        cfg, density = self.config, self.density
+        rng = np.random.Generator(type(self.data_rng.bit_generator)())
+        rng.bit_generator.state = self._target_rng_state
+        n = max(1, CHUNK_POINTS // cfg.batch)
+        hist = np.zeros((density.bins, density.bins), dtype=np.int64)
+        for start in range(0, cfg.steps, n):
+            chunk = density.sample(n * cfg.batch, rng)
+            used = min(n, cfg.steps - start) * cfg.batch
+            hist += densities.histogram(chunk[:used], density.bins)
+        return hist
+
+    def _floors(self) -> dict[str, float]:
+        """The target's KL floors for K nodes (toylab.floors): allocation, and data budget from
+        the very points this run drew."""
+        hist = self._data_histogram()
+        return floors(self.density, self.config.nodes, histogram=hist)
 
     def target_result(self, final: bool) -> dict[str, Any]:
         """Metrics of the current target: real samples and every method as it stands now."""
@@ -277,6 +321,7 @@ class Run:
             if self._chunk is not None
             else self.data_rng.bit_generator.state,
             "chunk_start": self._chunk_start if self._chunk is not None else -1,
+            "target_data_rng": self._target_rng_state,
             "methods": {name: m.state_dict() for name, m in self.methods.items()},
             "seconds": dict(self.seconds),
             "real": {int(k): v for k, v in self.real.items()},
@@ -291,6 +336,7 @@ class Run:
         self.global_step = int(state["global_step"])
         self.target_begun = bool(state["target_begun"])
         self.data_rng.bit_generator.state = state["data_rng"]
+        self._target_rng_state = state.get("target_data_rng")
         self._chunk = None
         if int(state["chunk_start"]) >= 0 and not self.done:  # redraw the chunk in progress
             self._draw_chunk(self.density, int(state["chunk_start"]))

@@ -23,7 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Fit spiral, blur_circles, qr and words, each from fresh uniform nodes, with every "
             "method, and draw the paper's grid: one row per target, columns target / methods / "
             "real samples, with the KL under each panel (mean ± sd over --seeds). Writes "
-            "figure.png, figure.pdf, figure.md and figure.csv (the paper's numbers beside ours)."
+            "figure.png, figure.pdf, figure.md and figure.csv (the paper's numbers beside ours; "
+            "the tables also give each target's data-budget and allocation KL floors and every "
+            "method's W2, see README 'Beyond the paper')."
         ),
         epilog="example: toylab figure --seeds 0,1,2 --out figure",
     )

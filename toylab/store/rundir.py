@@ -256,13 +256,15 @@ def write_config(out: Path, config: RunConfig, extra: dict[str, Any] | None = No
 
 
 def kl_csv_text(rows: list[dict[str, Any]]) -> str:
-    """kl.csv: step (since the run began), target, method, then the divergences."""
+    """kl.csv: step (since the run began), target, method, then the divergences, then
+    wasserstein (filled on each target's last row only: it is computed at target end)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["step", "target", "method", *METRIC_NAMES])
+    writer.writerow(["step", "target", "method", *METRIC_NAMES, "wasserstein"])
     for r in rows:
+        w = f"{r['wasserstein']:.6g}" if "wasserstein" in r else ""
         writer.writerow(
-            [r["step"], r["target"], r["method"], *(f"{r[k]:.6g}" for k in METRIC_NAMES)]
+            [r["step"], r["target"], r["method"], *(f"{r[k]:.6g}" for k in METRIC_NAMES), w]
         )
     return buf.getvalue()
 

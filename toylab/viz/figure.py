@@ -30,6 +30,8 @@ from toylab.store.atomic import write_text, write_with
 from toylab.viz import render
 from toylab.viz.numbers import mean_sd, sig
 
+# KL floors shown beside the methods (toylab.floors; the data floor from each seed's own points).
+FLOORS = ("data_floor", "allocation_floor")
 NOTE = (
     "Our targets are procedural (a two-armed tapering spiral, a real QR code, text in Pillow's "
     "font, our own blur circles), not the paper's images, so the numbers compare in kind, not "
@@ -49,6 +51,7 @@ class Cell:
     kls: list[float] = field(default_factory=list)
     stray: list[int] = field(default_factory=list)
     hist: np.ndarray | None = None
+    wasserstein: list[float] = field(default_factory=list)
 
     def summary(self) -> str:
         """'KL 0.0726' or 'KL 0.069 ± 0.011' (nats; the rule of viz.numbers)."""
@@ -134,8 +137,13 @@ def compute(
                     cell = cells.setdefault((density.name, m), Cell())
                     cell.kls.append(result["methods"][m]["kl"])
                     cell.stray.append(result["methods"][m]["stray"])
+                    cell.wasserstein.append(result["methods"][m]["wasserstein"])
                     if cell.hist is None:
                         cell.hist = node_histogram(run.methods[m].positions, density.bins)
+                for floor in FLOORS:  # the KL floors of this seed's data (toylab.floors)
+                    c = cells.setdefault((density.name, floor), Cell())
+                    c.kls.append(result["floors"][floor])
+                    c.stray.append(0)
                 real = cells.setdefault((density.name, "real"), Cell())
                 real.kls.append(result["real_samples"]["kl"])
                 real.stray.append(result["real_samples"]["stray"])
@@ -147,7 +155,12 @@ def compute(
 
 
 def column_title(column: str) -> str:
-    return {"real": "real samples", "target": "target"}.get(column) or title(column)
+    return {
+        "real": "real samples",
+        "target": "target",
+        "data_floor": "data-budget floor",
+        "allocation_floor": "allocation floor",
+    }.get(column) or title(column)
 
 
 def draw(result: FigureResult, png: Path, pdf: Path, theme: str = render.DEFAULT_THEME) -> None:
@@ -213,8 +226,10 @@ def draw(result: FigureResult, png: Path, pdf: Path, theme: str = render.DEFAULT
 def table_rows(result: FigureResult) -> list[dict[str, Any]]:
     rows = []
     for density in result.targets:
-        for column in [*result.methods, "real"]:
-            cell = result.cells[(density.name, column)]
+        for column in [*result.methods, "real", *FLOORS]:
+            cell = result.cells.get((density.name, column))
+            if cell is None:  # floors of a figure computed before they existed
+                continue
             kls = np.array(cell.kls)
             rows.append(
                 {
@@ -225,6 +240,9 @@ def table_rows(result: FigureResult) -> list[dict[str, Any]]:
                     "stray_mean": float(np.mean(cell.stray)),
                     "seeds": len(kls),
                     "paper_kl": PAPER_KL.get(density.name, {}).get(column, math.nan),
+                    "wasserstein_mean": float(np.mean(cell.wasserstein))
+                    if cell.wasserstein
+                    else math.nan,
                 }
             )
     return rows
@@ -240,6 +258,7 @@ def write_tables(result: FigureResult, csv_path: Path, md_path: Path, paper_imag
     write_text(csv_path, buf.getvalue())
 
     columns = [*result.methods, "real"]
+    columns += [f for f in FLOORS if (result.targets[0].name, f) in result.cells]
     lines = [
         f"# 2D density figure: K = {result.nodes:,}, {result.steps:,} steps, seeds {', '.join(map(str, result.seeds))}",
         "",
@@ -258,12 +277,23 @@ def write_tables(result: FigureResult, csv_path: Path, md_path: Path, paper_imag
             cells.append(ours + paper)
         lines.append(f"| {TITLES.get(density.name, density.name)} | " + " | ".join(cells) + " |")
     lines += ["", "Stray nodes (in cells outside the target's support), mean over seeds:", ""]
-    lines.append("| target | " + " | ".join(column_title(c) for c in columns) + " |")
-    lines.append("|---|" + "---|" * len(columns))
+    stray_columns = [*result.methods, "real"]
+    lines.append("| target | " + " | ".join(column_title(c) for c in stray_columns) + " |")
+    lines.append("|---|" + "---|" * len(stray_columns))
     for density in result.targets:
         lines.append(
             f"| {TITLES.get(density.name, density.name)} | "
-            + " | ".join(f"{by_key[(density.name, c)]['stray_mean']:.0f}" for c in columns)
+            + " | ".join(f"{by_key[(density.name, c)]['stray_mean']:.0f}" for c in stray_columns)
+            + " |"
+        )
+    lines += ["", "W2 to the target (toylab.metrics.wasserstein; exact or sliced), mean:", ""]
+    lines.append("| target | " + " | ".join(column_title(c) for c in result.methods) + " |")
+    lines.append("|---|" + "---|" * len(result.methods))
+    for density in result.targets:
+        w = [by_key[(density.name, c)]["wasserstein_mean"] for c in result.methods]
+        lines.append(
+            f"| {TITLES.get(density.name, density.name)} | "
+            + " | ".join(f"{v:.4g}" for v in w)
             + " |"
         )
     lines += [

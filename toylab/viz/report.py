@@ -1,7 +1,8 @@
 """report.html: one self-contained page per run directory, readable straight from disk.
 
 It shows the comparison GIF, final.png, the KL of every method over the steps (log scale, with
-the real-samples KL of each target as a dashed line and the target switches marked), the final
+the real-samples KL of each target dashed, its data-budget floor dash-dotted, the target switches
+marked), the final
 metrics table (one block per target) and the run's configuration. An interrupted run (a target
 with "complete": false in metrics.json, or targets not begun) says so in a banner at the top.
 
@@ -49,6 +50,7 @@ TABLE_COLUMNS = (
     ("tv", "TV"),
     ("hellinger", "Hellinger"),
     ("real_kl", "real-samples KL"),
+    ("wasserstein", "W2"),
     ("stray", "stray nodes"),
     ("steps", "steps"),
     ("seconds", "seconds"),
@@ -172,6 +174,17 @@ def kl_curves_png(
                 linestyles="--",
                 lw=1.3,
                 label="real samples" if t == 0 else None,
+            )
+        floor = (target.get("floors") or {}).get("data_floor")
+        if floor is not None and math.isfinite(floor):  # toylab.floors on the run's own data
+            ax.hlines(
+                max(floor, 1e-6),
+                x0,
+                x1,
+                colors="#2a7f2a",
+                linestyles="-.",
+                lw=1.3,
+                label="data-budget floor" if t == 0 else None,
             )
     names = list(args.get("targets") or [t.get("target", "") for t in targets])
     n_targets = max(len(names), len(targets))
@@ -301,9 +314,25 @@ def metrics_tables(metrics: dict[str, Any], args: dict[str, Any]) -> str:
             f'<section class="target" data-target="{t}"><h3>Target {t + 1}/{n}: '
             f"{html.escape(str(target.get('target', '?')))} {state}</h3>"
             f'<table class="metrics"><thead><tr><th>method</th>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></section>"
+            f"<tbody>{''.join(rows)}</tbody></table>{_floors_note(target)}</section>"
         )
     return "\n".join(blocks)
+
+
+def _floors_note(target: dict[str, Any]) -> str:
+    """The target's KL floors (toylab.floors) and which W2 estimate the table shows."""
+    f = target.get("floors") or {}
+    parts = [
+        f"{label} {f[key]:.4f}"
+        for key, label in (
+            ("data_floor", "data-budget floor"),
+            ("allocation_floor", "allocation floor"),
+        )
+        if key in f
+    ]
+    if target.get("wasserstein_estimate"):
+        parts.append(f"W2 {target['wasserstein_estimate']}")
+    return f'<p class="note floors">{html.escape("; ".join(parts))}</p>' if parts else ""
 
 
 def config_table(config: dict[str, Any]) -> str:
