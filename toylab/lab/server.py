@@ -304,7 +304,12 @@ def create_app(
         outbox: asyncio.Queue[Any] = asyncio.Queue()
 
         def emit(message: Any) -> None:
-            loop.call_soon_threadsafe(outbox.put_nowait, message)
+            if worker.stopped.is_set():
+                return  # the tab is gone: nobody to tell
+            try:
+                loop.call_soon_threadsafe(outbox.put_nowait, message)
+            except RuntimeError:  # the event loop already closed (server shutting down)
+                worker.stopped.set()
 
         worker = Worker(emit, runs)
         active.add(worker)

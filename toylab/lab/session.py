@@ -147,6 +147,20 @@ def _frame_bytes(header: dict[str, Any], arrays: list[tuple[dict[str, Any], np.n
     return b"".join(parts)
 
 
+def unpack(message: bytes) -> tuple[dict[str, Any], dict[tuple[str, str], np.ndarray]]:
+    """Read a binary frame back: (header, {(name, kind): array}); the inverse of the packing."""
+    n = int.from_bytes(message[:4], "little")
+    header = json.loads(message[4 : 4 + n])
+    base = 4 + n + (-(4 + n) % 8)
+    arrays = {}
+    for spec in header["arrays"]:
+        dtype = np.dtype(spec["dtype"])
+        count = int(np.prod(spec["shape"]))
+        a = np.frombuffer(message, dtype=dtype, count=count, offset=base + spec["offset"])
+        arrays[(spec["name"], spec.get("kind", "data"))] = a.reshape(spec["shape"])
+    return header, arrays
+
+
 def _finite(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
