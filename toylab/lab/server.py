@@ -3,8 +3,8 @@
 Each socket gets a `Session` stepped by its own worker thread (numba and numpy release the GIL
 for the heavy parts, so the event loop stays responsive). The thread never sends on its own:
 it posts messages to the socket's asyncio queue. Frames are paced by the page: a new frame is
-built only after the page acknowledged drawing the previous one (or after ACK_TIMEOUT), so a
-slow tab never piles up frames; at "full speed" training goes on between frames.
+built only while fewer than IN_FLIGHT frames await the page's acknowledgement that it drew
+them (or after ACK_TIMEOUT), so a slow tab never piles up frames; at "full speed" training goes on between frames.
 
 Security: the page and the socket are refused without the token when one is set (the CLI sets
 one for any host but loopback); no message names a path (saving goes to a folder the server
@@ -46,7 +46,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "toylab_lab_token"
 MAX_SESSIONS = 8
 FRAME_INTERVAL = 1 / 60  # the page never needs frames faster than its display refreshes
-ACK_TIMEOUT = 2.0  # a frame not acknowledged by then is taken as lost
+ACK_TIMEOUT = 2.0  # frames not acknowledged by then are taken as lost
+IN_FLIGHT = 2  # frames sent but not yet drawn: one on screen-to-be, one on the wire
 FULL_SPEED_SLICE = 0.008  # seconds of training between checks for commands at full speed
 MAX_MESSAGE_BYTES = 4_000_000  # an upload (2 MB as base64) fits; anything larger is refused
 SPEEDS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 0)
@@ -66,7 +67,8 @@ class Worker(threading.Thread):
         self.playing = False
         self.speed: float = 10
         self.mode = "hist"
-        self.sent_at: float | None = None  # when the unacknowledged frame was sent
+        self.unacked = 0  # frames sent and not yet acknowledged as drawn
+        self.sent_at = 0.0  # when the last frame was sent
         self.last_frame = 0.0
 
     def stop(self) -> None:
@@ -93,7 +95,7 @@ class Worker(threading.Thread):
         return self.playing and self.session.run is not None and not self.session.done
 
     def _ready(self) -> bool:
-        return self.sent_at is None or time.perf_counter() - self.sent_at > ACK_TIMEOUT
+        return self.unacked < IN_FLIGHT or time.perf_counter() - self.sent_at > ACK_TIMEOUT
 
     def _interval(self) -> float:
         return FRAME_INTERVAL / self.speed if 0 < self.speed < 1 else FRAME_INTERVAL
@@ -131,6 +133,7 @@ class Worker(threading.Thread):
 
     def _send_frame(self) -> None:
         self.emit(self.session.frame(self.mode))
+        self.unacked += 1
         self.sent_at = self.last_frame = time.perf_counter()
 
     def _state(self) -> None:
@@ -142,10 +145,10 @@ class Worker(threading.Thread):
         if kind == "_wake":
             return
         if kind == "ack":
-            self.sent_at = None
+            self.unacked = max(0, self.unacked - 1)
         elif kind == "setup":
             self.session.configure(cmd.get("setup"))
-            self.sent_at = None
+            self.unacked = 0
             self.emit(self.session.target_message())
             self._send_frame()
             if cmd.get("play") is not None:

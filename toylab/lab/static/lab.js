@@ -101,6 +101,7 @@ function onBinary(buf) {
     return;
   }
   if (header.setup_id !== lab.setupId) { send({ type: "ack", seq: header.seq }); return; }
+  if (pendingFrame) send({ type: "ack", seq: pendingFrame.header.seq }); // superseded, never drawn
   pendingFrame = { header, arrays };
   record(header);
   if (!drawScheduled) { drawScheduled = true; requestAnimationFrame(drawPending); }
@@ -131,6 +132,11 @@ function drawPending() {
   lab.drawn += 1;
   lab.drawnSeq = f.header.seq;
   const now = performance.now();
+  if (f.header.setup_id !== lab.drawnSetupId) {
+    // the first picture of a new setup: how long after the change was it on screen?
+    lab.drawnSetupId = f.header.setup_id;
+    if (lab.sentSetupAt) lab.setupLatency = now - lab.sentSetupAt;
+  }
   lab.frameTimes.push(now);
   if (lab.frameTimes.length > 120) lab.frameTimes.shift();
   send({ type: "ack", seq: f.header.seq });
@@ -158,7 +164,7 @@ function onHello(h) {
   const sp = $("speed");
   sp.innerHTML = "";
   for (const v of h.speeds) {
-    const text = v === 0 ? "full speed" : v < 1 ? `1 step / ${Math.round(1 / v)} frames` : `${v} steps / frame`;
+    const text = v === 0 ? "full speed" : v < 1 ? `1 step / ${Math.round(1 / v)} frames` : v === 1 ? "1 step / frame" : `${v} steps / frame`;
     sp.add(new Option(text, String(v)));
   }
   $("nodes").max = h.limits.max_nodes;
@@ -544,7 +550,7 @@ function drawFrame(f) {
 }
 
 function drawHist(c, hist, n, top) {
-  if (c.width !== n) c.width = c.height = n;
+  if (c.width !== n || c.height !== n) c.width = c.height = n;
   const ctx = c.getContext("2d");
   const img = ctx.createImageData(n, n);
   const d = img.data, scale = 255 / top;
@@ -559,7 +565,7 @@ function toPx(x, y, size) { return [(x + 1) / 2 * size, (1 - y) / 2 * size]; }
 
 function drawPoints(c, pos, ov, name) {
   const size = PANEL * Math.min(2, window.devicePixelRatio || 1);
-  if (c.width !== size) c.width = c.height = size;
+  if (c.width !== size || c.height !== size) c.width = c.height = size;
   const ctx = c.getContext("2d");
   const k = pos.length / 2;
   if (!ov) {
