@@ -145,9 +145,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="measuring window per figure")
     parser.add_argument("--repeats", type=int, default=7, help="parameter changes timed")
     parser.add_argument("--screenshot", type=Path, help="also save a screenshot of the page here")
+    parser.add_argument(
+        "--screenshot-only", action="store_true", help="take the screenshot, measure nothing"
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+    if args.screenshot_only:
+        if args.screenshot is None:
+            parser.error("--screenshot-only needs --screenshot PATH")
+        with tempfile.TemporaryDirectory() as tmp:
+            proc, url, _ = start_server(Path(tmp))
+            driver = browser()
+            try:
+                take_screenshot(driver, url, args.screenshot)
+            finally:
+                driver.quit()
+                proc.send_signal(signal.SIGINT)
+                proc.wait(timeout=30)
+        return
     print("toylab run step rates (spiral, gd+sp, K = 10,000 and 100,000): measuring...", flush=True)
     load0 = os.getloadavg()[0]
     run10k = run_step_rate(10_000, 6_000)
@@ -189,7 +205,7 @@ def main() -> None:
 
 def take_screenshot(driver, url: str, path: Path) -> None:
     """The README's picture: blur_circles at K = 48, mid-run, teaching overlays on."""
-    driver.set_window_size(1240, 700)
+    driver.set_window_size(1330, 820)
     driver.get("about:blank")
     driver.get(url + "#t=blur_circles&nodes=48&m=gd,sp&sp=2")
     wait(driver, "window.lab && lab.connected && lab.frame")
@@ -203,7 +219,7 @@ def take_screenshot(driver, url: str, path: Path) -> None:
 
     with Image.open(tmp) as im:
         im = im.convert("RGB")
-        im.thumbnail((1000, 1000))
+        im.thumbnail((1100, 1100))
         im = im.quantize(colors=128)
         im.save(path, optimize=True)
     tmp.unlink()
