@@ -48,6 +48,7 @@ MAX_SESSIONS = 8
 FRAME_INTERVAL = 1 / 60  # the page never needs frames faster than its display refreshes
 ACK_TIMEOUT = 2.0  # frames not acknowledged by then are taken as lost
 IN_FLIGHT = 2  # frames sent but not yet drawn: one on screen-to-be, one on the wire
+FRAME_SHARE = 2  # at full speed, building frames takes at most half the time (it shows at K = 10^5)
 FULL_SPEED_SLICE = 0.008  # seconds of training between checks for commands at full speed
 MAX_MESSAGE_BYTES = 4_000_000  # an upload (2 MB as base64) fits; anything larger is refused
 SPEEDS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 0)
@@ -70,6 +71,7 @@ class Worker(threading.Thread):
         self.unacked = 0  # frames sent and not yet acknowledged as drawn
         self.sent_at = 0.0  # when the last frame was sent
         self.last_frame = 0.0
+        self.build_seconds = 0.0  # moving average of the time to build a frame
 
     def stop(self) -> None:
         self.stopped.set()
@@ -98,7 +100,11 @@ class Worker(threading.Thread):
         return self.unacked < IN_FLIGHT or time.perf_counter() - self.sent_at > ACK_TIMEOUT
 
     def _interval(self) -> float:
-        return FRAME_INTERVAL / self.speed if 0 < self.speed < 1 else FRAME_INTERVAL
+        if 0 < self.speed < 1:
+            return FRAME_INTERVAL / self.speed  # slow motion
+        if self.speed == 0:  # full speed: frames may take at most 1/FRAME_SHARE of the time
+            return max(FRAME_INTERVAL, self.build_seconds * FRAME_SHARE)
+        return FRAME_INTERVAL
 
     def _wait(self) -> float:
         """How long to block on the command queue before the next tick has work."""
@@ -113,7 +119,12 @@ class Worker(threading.Thread):
     def _tick(self) -> None:
         due = time.perf_counter() - self.last_frame >= self._interval()
         if self.speed == 0:
-            self.session.advance_for(FULL_SPEED_SLICE)
+            # Train until the next frame is due (when the page can take one), so frames go
+            # out on time; never longer than a slice, so commands are read promptly.
+            left = self.last_frame + self._interval() - time.perf_counter()
+            budget = min(FULL_SPEED_SLICE, max(0.0005, left)) if self._ready() else FULL_SPEED_SLICE
+            self.session.advance_for(budget)
+            due = time.perf_counter() - self.last_frame >= self._interval()
             if self._ready() and due or self.session.done:
                 self._send_frame()
         elif self._ready() and due:
@@ -132,7 +143,10 @@ class Worker(threading.Thread):
             self.emit(json.dumps({"type": "error", "message": msg}))
 
     def _send_frame(self) -> None:
-        self.emit(self.session.frame(self.mode))
+        t0 = time.perf_counter()
+        message = self.session.frame(self.mode)
+        self.build_seconds = 0.8 * self.build_seconds + 0.2 * (time.perf_counter() - t0)
+        self.emit(message)
         self.unacked += 1
         self.sent_at = self.last_frame = time.perf_counter()
 
