@@ -224,6 +224,26 @@ def test_two_sessions_at_once_are_independent(client):
         assert set(fb["kl"]) == {"kmeans"}
 
 
+def _session_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "toylab-lab-session" and t.is_alive()]
+
+
+def test_closing_the_tab_stops_its_training_thread(client):
+    with client.websocket_connect("/ws") as ws:
+        tab = Tab(ws)
+        tab.setup(settings=SMALL | {"steps": 1_000_000})
+        tab.send(type="speed", value=0)
+        tab.send(type="play")
+        tab.until("frame")
+        assert len(_session_threads()) == 1
+    deadline = time.monotonic() + 5
+    while _session_threads() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _session_threads() == []
+
+
 def test_session_cap_gives_a_clear_message(tmp_path):
     with TestClient(create_app(runs_dir=tmp_path, max_sessions=1)) as c:
         with c.websocket_connect("/ws") as ws1:

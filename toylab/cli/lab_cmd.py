@@ -115,6 +115,9 @@ def main(args: argparse.Namespace) -> int:
     from toylab.lab.server import MAX_MESSAGE_BYTES, create_app
 
     set_threads(None)
+    # Session threads hold the GIL between numba calls; a short switch interval lets the
+    # event loop (frames out, acknowledgements in) get it back within a millisecond.
+    sys.setswitchinterval(0.001)
     # Compile (or load) the numba kernels while the page loads, not in the first setup.
     threading.Thread(target=warm_up_kernels, daemon=True).start()
     app = create_app(token=token, runs_dir=args.runs_dir, max_sessions=args.max_sessions)
