@@ -334,6 +334,8 @@ def test_play_pause_and_the_run_stops_at_its_last_step(client):
         tab.send(type="reset")
         frame, _ = tab.until("frame")
         assert frame["step"] == 0 and not frame["done"]
+        state, _ = tab.until("state")
+        assert state["playing"] is False  # a finished run does not start again by itself
 
 
 def _start(args, env_extra=None):

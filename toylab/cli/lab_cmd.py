@@ -141,7 +141,7 @@ def main(args: argparse.Namespace) -> int:
         app,
         log_level="warning",
         ws_max_size=MAX_MESSAGE_BYTES + 1024,
-        timeout_graceful_shutdown=2,
+        timeout_graceful_shutdown=1,
         lifespan="off",
     )
     server = uvicorn.Server(config)

@@ -92,6 +92,9 @@ class Worker(threading.Thread):
                     cmd = None
             if not self.stopped.is_set() and self._playing():
                 self._safely(self._tick)
+                if self.session.done:  # the last step: stop playing, as the page shows
+                    self.playing = False
+                    self._state()
 
     def _playing(self) -> bool:
         return self.playing and self.session.run is not None and not self.session.done
