@@ -125,6 +125,7 @@ def test_drawing_changes_the_target_and_a_copied_link_restores_it(browser, serve
     drawn = np.array(lab(browser, "target.array")).reshape(100, 100)
     assert not np.allclose(drawn.ravel(), spiral)
     assert drawn[:50, :50].sum() > 0.99  # the mass is where the brush went
+    wait_for(browser, "document.getElementById('link').value.includes('draw=')", 20)
     link = browser.find_element("id", "link").get_attribute("value")
     assert "t=drawing" in link and "draw=" in link and "seed=3" in link
     open_page(browser, link)
@@ -138,6 +139,7 @@ def test_drawing_changes_the_target_and_a_copied_link_restores_it(browser, serve
     turns.clear()
     turns.send_keys("2.5\t")
     wait_for(browser, "lab.target.setup.params && lab.target.setup.params.turns === 2.5", 20)
+    wait_for(browser, "document.getElementById('link').value.includes('p.turns=2.5')", 20)
     open_page(browser, browser.find_element("id", "link").get_attribute("value"))
     assert browser.find_element("id", "p.turns").get_attribute("value") == "2.5"
     assert lab(browser, "target.setup.params.turns") == 2.5

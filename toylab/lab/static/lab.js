@@ -13,7 +13,7 @@ const lab = {
   hello: null, setup: null, setupId: 0, target: null, frame: null, drawn: 0, drawnSeq: 0,
   step: 0, kl: {}, realKl: null, playing: false, speed: 10, mode: "hist", overlays: true,
   history: {}, message: "", error: "", saved: null, connected: false, pins: null,
-  ink: null, frameTimes: [],
+  ink: null, frameTimes: [], pendingHash: null, acceptedSetup: 0, refusedSetup: 0,
 };
 window.lab = lab;
 
@@ -57,7 +57,7 @@ function say(text, isError = false) {
 function onJson(msg) {
   switch (msg.type) {
     case "hello": onHello(msg); break;
-    case "error": say(msg.message, true); break;
+    case "error": say(msg.message, true); lab.refusedSetup = setupCounter; lab.pendingHash = null; break;
     case "state": setPlaying(msg.playing); break;
     case "upload": loadInk(b64ToBytes(msg.pixels)); selectDrawing(); say("picture loaded into the drawing: edit it or press play"); break;
     case "saving": say("saving the run directory…"); break;
@@ -90,6 +90,9 @@ function parseBinary(buf) {
 function onBinary(buf) {
   const { header, arrays } = parseBinary(buf);
   if (header.type === "target") {
+    lab.acceptedSetup = setupCounter;
+    lab.goodSetup = lab.setup;
+    if (lab.pendingHash !== null) showHash();
     lab.target = { ...header, array: arrays.target.data };
     lab.setupId = header.setup_id;
     lab.realKl = header.real_kl;
@@ -303,9 +306,20 @@ async function sendSetup(play) {
   lab.sentSetupAt = performance.now();
   setupCounter += 1;
   send({ type: "setup", setup, play });
+  // The URL takes the setup once the server accepted it (its target arrives), so a refused
+  // value never ends up in a shared link.
+  const mine = setupCounter;
   const hash = await setupToHash(setup);
-  history.replaceState(null, "", "#" + hash);
+  if (lab.refusedSetup === mine || mine !== setupCounter) return;
+  lab.pendingHash = hash;
+  if (lab.acceptedSetup === mine) showHash();
+}
+
+function showHash() {
+  if (lab.pendingHash === null) return;
+  history.replaceState(null, "", "#" + lab.pendingHash);
   $("link").value = location.href;
+  lab.pendingHash = null;
 }
 
 function onFormChange() {
@@ -326,8 +340,8 @@ function setMode(m) {
   for (const r of document.querySelectorAll("input[name=view]")) r.checked = r.value === lab.mode;
 }
 async function updateHash() {
-  if (!lab.setup) return;
-  history.replaceState(null, "", "#" + (await setupToHash(lab.setup)));
+  if (!lab.goodSetup) return;
+  history.replaceState(null, "", "#" + (await setupToHash(lab.goodSetup)));
   $("link").value = location.href;
 }
 
