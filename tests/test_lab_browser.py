@@ -75,6 +75,20 @@ def wait_for(driver, condition: str, timeout: float = 60.0):
     raise AssertionError(f"timed out waiting for {condition}; page state: {state}")
 
 
+def settled_step(driver, quiet: float = 0.6, timeout: float = 30.0) -> int:
+    """The step counter once no frame has arrived for `quiet` seconds (paused and drawn)."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        seq = lab(driver, "drawnSeq")
+        if seq != last:
+            last, since = seq, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return lab(driver, "step")
+        time.sleep(0.05)
+    raise AssertionError("frames kept arriving after pause")
+
+
 def open_page(driver, url: str) -> None:
     driver.get("about:blank")
     driver.get(url)
@@ -90,10 +104,9 @@ def test_spiral_sp_falls_below_real_samples_then_pause_and_step_moves_one(browse
     assert lab(browser, "kl.gd") > lab(browser, "realKl")  # gd's dead nodes keep it above
     browser.find_element("id", "play").click()  # pause
     wait_for(browser, "!lab.playing")
-    time.sleep(0.3)  # the frame sent on pause has arrived
-    before = lab(browser, "step")
+    before = settled_step(browser)
     browser.find_element("id", "step").click()
-    wait_for(browser, f"lab.step !== {before}", 20)
+    wait_for(browser, f"lab.step !== {before}", 60)
     time.sleep(0.5)
     assert lab(browser, "step") == before + 1
     assert browser.find_element("id", "step-counter").text.startswith(f"step {before + 1:,}")
@@ -107,7 +120,7 @@ def test_drawing_changes_the_target_and_a_copied_link_restores_it(browser, serve
     open_page(browser, url + "#t=spiral&nodes=64&m=gd,sp,kmeans&seed=3")
     spiral = np.array(lab(browser, "target.array"))
     Select(browser.find_element("id", "target")).select_by_value("drawing")
-    wait_for(browser, "lab.error !== '' ", 20)
+    wait_for(browser, "lab.error !== '' ", 60)
     assert "drawing is empty" in lab(browser, "error")
     canvas = browser.find_element("id", "draw")
     # A blob in the top-left quarter of the square: drag the brush across it.
@@ -121,11 +134,11 @@ def test_drawing_changes_the_target_and_a_copied_link_restores_it(browser, serve
         .release()
         .perform()
     )
-    wait_for(browser, "lab.target.setup.target === 'drawing'", 20)
+    wait_for(browser, "lab.target.setup.target === 'drawing'", 60)
     drawn = np.array(lab(browser, "target.array")).reshape(100, 100)
     assert not np.allclose(drawn.ravel(), spiral)
     assert drawn[:50, :50].sum() > 0.99  # the mass is where the brush went
-    wait_for(browser, "document.getElementById('link').value.includes('draw=')", 20)
+    wait_for(browser, "document.getElementById('link').value.includes('draw=')", 60)
     link = browser.find_element("id", "link").get_attribute("value")
     assert "t=drawing" in link and "draw=" in link and "seed=3" in link
     open_page(browser, link)
@@ -138,8 +151,8 @@ def test_drawing_changes_the_target_and_a_copied_link_restores_it(browser, serve
     turns = browser.find_element("id", "p.turns")
     turns.clear()
     turns.send_keys("2.5\t")
-    wait_for(browser, "lab.target.setup.params && lab.target.setup.params.turns === 2.5", 20)
-    wait_for(browser, "document.getElementById('link').value.includes('p.turns=2.5')", 20)
+    wait_for(browser, "lab.target.setup.params && lab.target.setup.params.turns === 2.5", 60)
+    wait_for(browser, "document.getElementById('link').value.includes('p.turns=2.5')", 60)
     open_page(browser, browser.find_element("id", "link").get_attribute("value"))
     assert browser.find_element("id", "p.turns").get_attribute("value") == "2.5"
     assert lab(browser, "target.setup.params.turns") == 2.5
