@@ -34,6 +34,8 @@ with warnings.catch_warnings():  # starlette 1.x asks for httpx2 here; httpx wor
     from starlette.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent
+LOCAL = "http://127.0.0.1:8000"
+WS = "ws://127.0.0.1:8000/ws"
 SMALL = {"nodes": 64, "methods": ["gd", "sp"], "steps": 40, "batch": 10}
 
 
@@ -83,12 +85,12 @@ class Tab:
 
 @pytest.fixture
 def client(tmp_path):
-    with TestClient(create_app(runs_dir=tmp_path / "runs")) as c:
+    with TestClient(create_app(runs_dir=tmp_path / "runs"), base_url=LOCAL) as c:
         yield c
 
 
 def test_setup_answers_with_the_target_and_frame_zero_then_step_moves_exactly_one(client):
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         tab = Tab(ws)
         assert {"gd", "sp", "soft", "kmeans"} <= set(tab.hello["methods"])
         assert "spiral" in [t["name"] for t in tab.hello["targets"]]
@@ -107,7 +109,7 @@ def test_setup_answers_with_the_target_and_frame_zero_then_step_moves_exactly_on
 
 def test_lab_frames_match_toylab_run_for_the_same_flags(client):
     """The lab's run is `toylab run`'s: same init, same data stream, same positions."""
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         tab = Tab(ws)
         tab.setup(settings=SMALL | {"steps": 25})
         tab.send(type="speed", value=0)
@@ -148,7 +150,7 @@ def test_lab_frames_match_toylab_run_for_the_same_flags(client):
     ],
 )
 def test_bad_input_is_answered_with_a_message_and_the_session_lives_on(client, message, expected):
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         tab = Tab(ws)
         ws.send_text(message)
         assert expected in tab.error()
@@ -157,7 +159,7 @@ def test_bad_input_is_answered_with_a_message_and_the_session_lives_on(client, m
 
 
 def test_binary_messages_are_refused_with_a_message(client):
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         tab = Tab(ws)
         ws.send_bytes(b"\x00\x01")
         assert "JSON text" in tab.error()
@@ -184,7 +186,7 @@ def _bomb_png(width: int, height: int) -> str:
 
 
 def test_uploads_are_validated_and_a_good_picture_becomes_a_drawing(client):
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         tab = Tab(ws)
         tab.send(type="upload", data=_bomb_png(60_000, 60_000))
         assert "decompression bomb" in tab.error()
@@ -210,7 +212,7 @@ def test_uploads_are_validated_and_a_good_picture_becomes_a_drawing(client):
 
 
 def test_two_sessions_at_once_are_independent(client):
-    with client.websocket_connect("/ws") as ws1, client.websocket_connect("/ws") as ws2:
+    with client.websocket_connect(WS) as ws1, client.websocket_connect(WS) as ws2:
         a, b = Tab(ws1), Tab(ws2)
         ta, _, _, _ = a.setup("spiral")
         tb, _, _, _ = b.setup("rings", settings=SMALL | {"nodes": 32, "methods": ["kmeans"]})
@@ -231,7 +233,7 @@ def _session_threads() -> list:
 
 
 def test_closing_the_tab_stops_its_training_thread(client):
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         tab = Tab(ws)
         tab.setup(settings=SMALL | {"steps": 1_000_000})
         tab.send(type="speed", value=0)
@@ -245,36 +247,53 @@ def test_closing_the_tab_stops_its_training_thread(client):
 
 
 def test_session_cap_gives_a_clear_message(tmp_path):
-    with TestClient(create_app(runs_dir=tmp_path, max_sessions=1)) as c:
-        with c.websocket_connect("/ws") as ws1:
+    with TestClient(create_app(runs_dir=tmp_path, max_sessions=1), base_url=LOCAL) as c:
+        with c.websocket_connect(WS) as ws1:
             Tab(ws1)
-            with c.websocket_connect("/ws") as ws2:
+            with c.websocket_connect(WS) as ws2:
                 msg = json.loads(ws2.receive_text())
                 assert msg["type"] == "error" and "cap" in msg["message"]
-        with c.websocket_connect("/ws") as ws3:  # the closed tab freed its place
+        with c.websocket_connect(WS) as ws3:  # the closed tab freed its place
             time.sleep(0.2)
             Tab(ws3)
 
 
 def test_token_rule(tmp_path):
     app = create_app(token="s3cret-token", runs_dir=tmp_path)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         assert c.get("/").status_code == 403
         assert c.get("/static/lab.js").status_code == 403
         assert c.get("/?token=wrong-token").status_code == 403
-        with pytest.raises(WebSocketDisconnect), c.websocket_connect("/ws") as ws:
+        with pytest.raises(WebSocketDisconnect), c.websocket_connect(WS) as ws:
             ws.receive_text()
         page = c.get("/?token=s3cret-token")
         assert page.status_code == 200 and "toylab lab" in page.text
         assert c.get("/static/lab.js").status_code == 200  # the cookie the page got
-        with c.websocket_connect("/ws") as ws:  # cookie
+        with c.websocket_connect(WS) as ws:  # cookie
             Tab(ws)
-    with TestClient(app) as fresh, fresh.websocket_connect("/ws?token=s3cret-token") as ws:
+    with (
+        TestClient(app, base_url=LOCAL) as fresh,
+        fresh.websocket_connect(WS + "?token=s3cret-token") as ws,
+    ):
         Tab(ws)
 
 
+def test_loopback_lab_refuses_other_hosts_and_foreign_origins(tmp_path):
+    app = create_app(runs_dir=tmp_path)
+    with TestClient(app, base_url="http://evil.example:8000") as c:
+        assert c.get("/").status_code == 403  # DNS rebinding: a foreign name for 127.0.0.1
+    with TestClient(app, base_url=LOCAL) as c:
+        assert c.get("/").status_code == 200
+        assert c.get("/", headers={"host": "localhost:8000"}).status_code == 200
+        foreign = {"origin": "http://evil.example"}
+        with pytest.raises(WebSocketDisconnect), c.websocket_connect(WS, headers=foreign) as ws:
+            ws.receive_text()
+        with c.websocket_connect(WS, headers={"origin": "http://127.0.0.1:8000"}) as ws:
+            Tab(ws)
+
+
 def test_save_writes_a_run_directory_that_load_run_and_gif_read(client, tmp_path):
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         tab = Tab(ws)
         tab.setup(settings=SMALL | {"steps": 30})
         for _ in range(5):
@@ -315,7 +334,7 @@ def test_saved_drawing_run_keeps_its_target_as_an_image_file(tmp_path):
 
 
 def test_play_pause_and_the_run_stops_at_its_last_step(client):
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         tab = Tab(ws)
         tab.setup(settings=SMALL | {"steps": 15})
         tab.send(type="speed", value=2)

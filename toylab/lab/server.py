@@ -251,30 +251,55 @@ def hello() -> dict[str, Any]:
     }
 
 
+LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _hostname(netloc: str) -> str:
+    """'127.0.0.1:8000' -> '127.0.0.1', '[::1]:8000' -> '::1'."""
+    if netloc.startswith("["):
+        return netloc[1 : netloc.find("]")]
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
 class TokenGate:
-    """ASGI middleware: with a token set, every request and socket must carry it (query
-    `token=` or the cookie the page receives when opened with it); others get 403."""
+    """ASGI middleware, the lab's access rule. With a token, every request and socket must
+    carry it (query `token=` or the cookie the page receives when opened with it). Without
+    one (loopback only), the Host must be a loopback name, so a web page cannot reach the lab
+    through DNS rebinding. Always, a socket's Origin must be the page's own host, so another
+    site open in the browser cannot drive a session. Others get 403."""
 
     def __init__(self, app: Any, token: str | None):
         self.app = app
         self.token = token
 
     def allowed(self, scope: dict[str, Any]) -> bool:
+        host = _header(scope, b"host") or ""
+        if scope["type"] == "websocket":
+            origin = _header(scope, b"origin")
+            if origin is not None and origin.split("://", 1)[-1] != host:
+                return False
         if not self.token:
-            return True
+            return _hostname(host) in LOOPBACK_NAMES
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         given = query.get("token", [""])[0]
         if given and secrets.compare_digest(given, self.token):
             return True
-        for key, value in scope.get("headers", []):
-            if key == b"cookie":
-                jar = SimpleCookie()
-                try:
-                    jar.load(value.decode("latin-1"))
-                except Exception:
-                    continue
-                if COOKIE in jar and secrets.compare_digest(jar[COOKIE].value, self.token):
-                    return True
+        cookie = _header(scope, b"cookie")
+        if cookie:
+            jar = SimpleCookie()
+            try:
+                jar.load(cookie)
+            except Exception:
+                return False
+            if COOKIE in jar and secrets.compare_digest(jar[COOKIE].value, self.token):
+                return True
         return False
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -282,10 +307,12 @@ class TokenGate:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            response = PlainTextResponse(
-                "toylab lab: this server needs its token; open the URL it printed at start",
-                status_code=403,
+            text = (
+                "toylab lab: this server needs its token; open the URL it printed at start"
+                if self.token
+                else "toylab lab: open the lab as http://127.0.0.1:PORT/ (loopback only)"
             )
+            response = PlainTextResponse(text, status_code=403)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -387,4 +414,4 @@ def create_app(
         ]
     )
     app.state.active = active
-    return TokenGate(app, token) if token else app
+    return TokenGate(app, token)
