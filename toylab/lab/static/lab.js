@@ -586,11 +586,17 @@ function drawPoints(c, pos, ov, name) {
     const img = ctx.createImageData(size, size);
     const d = img.data;
     for (let i = 3; i < d.length; i += 4) d[i] = 255;
+    const dot = k <= 2000 ? 3 : k <= 20000 ? 2 : 1; // a node stays visible at small K
     for (let i = 0; i < k; i++) {
       const px = Math.floor((pos[2 * i] + 1) / 2 * size), py = Math.floor((1 - pos[2 * i + 1]) / 2 * size);
-      if (px < 0 || py < 0 || px >= size || py >= size) continue;
-      const o = 4 * (py * size + px);
-      d[o] = 253; d[o + 1] = 231; d[o + 2] = 37;
+      for (let dy = 0; dy < dot; dy++) {
+        for (let dx = 0; dx < dot; dx++) {
+          const x = px + dx, y = py + dy;
+          if (x < 0 || y < 0 || x >= size || y >= size) continue;
+          const o = 4 * (y * size + x);
+          d[o] = 253; d[o + 1] = 231; d[o + 2] = 37;
+        }
+      }
     }
     ctx.putImageData(img, 0, 0);
     return;
