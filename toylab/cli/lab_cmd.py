@@ -141,6 +141,9 @@ def main(args: argparse.Namespace) -> int:
         app,
         log_level="warning",
         ws_max_size=MAX_MESSAGE_BYTES + 1024,
+        # Frames are fresh binary arrays on a loopback or LAN link: compressing them would
+        # cost more CPU (taken from training) than the bytes it saves.
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=1,
         lifespan="off",
     )

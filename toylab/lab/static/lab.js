@@ -105,6 +105,7 @@ function onBinary(buf) {
   }
   if (header.setup_id !== lab.setupId) { send({ type: "ack", seq: header.seq }); return; }
   if (pendingFrame) send({ type: "ack", seq: pendingFrame.header.seq }); // superseded, never drawn
+  lab.received = (lab.received || 0) + 1;
   pendingFrame = { header, arrays };
   record(header);
   if (!drawScheduled) { drawScheduled = true; requestAnimationFrame(drawPending); }
@@ -131,7 +132,9 @@ function drawPending() {
   if (!f) return;
   pendingFrame = null;
   lab.frame = f;
+  const t0 = performance.now();
   drawFrame(f);
+  lab.drawMs = 0.9 * (lab.drawMs || 0) + 0.1 * (performance.now() - t0); // benchmark figure
   lab.drawn += 1;
   lab.drawnSeq = f.header.seq;
   const now = performance.now();
