@@ -414,3 +414,20 @@ def test_cli_bad_values_are_one_line_exit_2(capsys, tmp_path):
     (tmp_path / "file").write_text("x")
     assert cli_main(["lab", "--no-browser", "--runs-dir", str(tmp_path / "file")]) == 2
     assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def test_from_mass_letterboxes_like_the_image_target_and_refuses_no_mass(tmp_path):
+    import densities
+
+    mass = np.zeros((30, 60))
+    mass[5:25, 40:55] = 1.0  # a wide picture: letterboxed, not stretched
+    np.save(tmp_path / "m.npy", mass)
+    np.testing.assert_allclose(
+        densities.from_mass(mass, 50).array,
+        densities.get("image", 50, path=str(tmp_path / "m.npy")).array,
+        rtol=1e-12,
+    )
+    with pytest.raises(densities.DensityError, match="no mass"):
+        densities.from_mass(np.zeros((8, 8)), 50)
+    with pytest.raises(densities.DensityError, match="non-negative"):
+        densities.from_mass(-np.ones((8, 8)), 50)

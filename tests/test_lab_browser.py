@@ -119,6 +119,17 @@ def test_drawing_changes_the_target_and_a_copied_link_restores_it(browser, serve
     url, _ = server
     open_page(browser, url + "#t=spiral&nodes=64&m=gd,sp,kmeans&seed=3")
     spiral = np.array(lab(browser, "target.array"))
+    # Small K: the teaching overlays; clicking a node shows its share and pins its region.
+    browser.find_element("id", "step").click()
+    wait_for(browser, "lab.step === 1", 60)
+    canvas = browser.find_element("css selector", "#panel-sp canvas")
+    x, y = lab(browser, "frame.arrays.sp.pos.slice(0, 2)")
+    size = canvas.size["width"]
+    dx, dy = (x + 1) / 2 * size - size / 2, (1 - y) / 2 * size - size / 2
+    ActionChains(browser).move_to_element_with_offset(canvas, dx, dy).click().perform()
+    wait_for(browser, "lab.pins && lab.pins.method === 'sp'", 20)
+    tip = browser.find_element("id", "tooltip").text
+    assert "sp node" in tip and "match share" in tip and "region" in tip
     Select(browser.find_element("id", "target")).select_by_value("drawing")
     wait_for(browser, "lab.error !== '' ", 60)
     assert "drawing is empty" in lab(browser, "error")
