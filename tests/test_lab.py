@@ -30,7 +30,7 @@ from toylab.lab.server import create_app
 from toylab.lab.session import Session, unpack
 
 with warnings.catch_warnings():  # starlette 1.x asks for httpx2 here; httpx works the same
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent
