@@ -360,12 +360,17 @@ class Session:
         from toylab.store import rundir
 
         run = self._need_run()
-        out = root / f"lab-{time.strftime('%Y%m%d-%H%M%S')}"
-        n = 1
-        while out.exists():
-            n += 1
-            out = root / f"lab-{time.strftime('%Y%m%d-%H%M%S')}-{n}"
-        out.mkdir(parents=True)
+        root.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for n in range(1, 1000):  # two tabs saving in the same second get -2, -3, ...
+            out = root / (f"lab-{stamp}" if n == 1 else f"lab-{stamp}-{n}")
+            try:
+                out.mkdir()
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise ToylabError(f"cannot find a free run directory name under {root}")
         if self.setup and self.setup["target"] == lab_targets.DRAWING:
             from densities.resample import area_resample, letterbox
 
