@@ -158,6 +158,18 @@ def test_bad_input_is_answered_with_a_message_and_the_session_lives_on(client, m
         assert frame["step"] == 0
 
 
+def test_errors_and_targets_name_the_setup_they_answer(client):
+    """The page may have several setups in flight; each answer carries the page's id."""
+    with client.websocket_connect(WS) as ws:
+        tab = Tab(ws)
+        tab.send(type="setup", id=7, setup={"settings": {"nodes": 3}})
+        tab.send(type="setup", id=8, setup={"settings": SMALL})
+        error, _ = tab.until("error")
+        assert (error["for"], error["id"]) == ("setup", 7)
+        target, _ = tab.until("target")
+        assert target["tag"] == 8
+
+
 def test_binary_messages_are_refused_with_a_message(client):
     with client.websocket_connect(WS) as ws:
         tab = Tab(ws)

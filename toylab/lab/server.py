@@ -135,15 +135,19 @@ class Worker(threading.Thread):
             self._send_frame()
 
     def _safely(self, fn: Any, *args: Any) -> None:
+        # An error names the command it answers (and the page's id for it, if any), so the
+        # page knows which setup was refused even when several are in flight.
+        cmd = args[0] if args and isinstance(args[0], dict) else {}
+        about = {"for": cmd.get("type"), "id": cmd.get("id")} if cmd else {}
         try:
             fn(*args)
         except (ToylabError, DensityError) as err:
-            self.emit(json.dumps({"type": "error", "message": str(err)}))
+            self.emit(json.dumps({"type": "error", "message": str(err)} | about))
         except Exception as err:  # a bug must not kill the session or the server
             traceback.print_exc(file=sys.stderr)
             self.playing = False
             msg = f"internal error ({type(err).__name__}: {err}); the session is paused"
-            self.emit(json.dumps({"type": "error", "message": msg}))
+            self.emit(json.dumps({"type": "error", "message": msg} | about))
 
     def _send_frame(self) -> None:
         t0 = time.perf_counter()
@@ -164,7 +168,7 @@ class Worker(threading.Thread):
         if kind == "ack":
             self.unacked = max(0, self.unacked - 1)
         elif kind == "setup":
-            self.session.configure(cmd.get("setup"))
+            self.session.configure(cmd.get("setup"), tag=cmd.get("id"))
             self.unacked = 0
             self.emit(self.session.target_message())
             self._send_frame()

@@ -174,12 +174,15 @@ class Session:
         self.density: densities.Density | None = None
         self.setup_id = 0
         self.frame_seq = 0
+        self.tag: int | None = None
 
     # -- setup --------------------------------------------------------------------------
-    def configure(self, setup: Any) -> dict[str, Any]:
-        """Validate a setup and build its Run at step 0; returns the accepted setup."""
+    def configure(self, setup: Any, tag: Any = None) -> dict[str, Any]:
+        """Validate a setup and build its Run at step 0; returns the accepted setup. `tag`
+        (the page's id for this setup, a number) comes back in the target message."""
         config, density, accepted = build_setup(setup)
         self._start(config, density)
+        self.tag = tag if isinstance(tag, int) and not isinstance(tag, bool) else None
         self.setup = accepted
         self.setup_id += 1
         return accepted
@@ -282,6 +285,7 @@ class Session:
         header = {
             "type": "target",
             "setup_id": self.setup_id,
+            "tag": self.tag,
             "setup": self.setup,
             "nodes": run.config.nodes,
             "bins": self.density.bins,

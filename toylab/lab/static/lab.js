@@ -57,7 +57,13 @@ function say(text, isError = false) {
 function onJson(msg) {
   switch (msg.type) {
     case "hello": onHello(msg); break;
-    case "error": say(msg.message, true); lab.refusedSetup = setupCounter; lab.pendingHash = null; break;
+    case "error":
+      say(msg.message, true);
+      if (msg.for === "setup" && typeof msg.id === "number") {
+        lab.refusedSetup = Math.max(lab.refusedSetup, msg.id);
+        if (msg.id === setupCounter) lab.pendingHash = null;
+      }
+      break;
     case "state": setPlaying(msg.playing); break;
     case "upload": loadInk(b64ToBytes(msg.pixels)); selectDrawing(); say("picture loaded into the drawing: edit it or press play"); break;
     case "saving": say("saving the run directory…"); break;
@@ -90,9 +96,9 @@ function parseBinary(buf) {
 function onBinary(buf) {
   const { header, arrays } = parseBinary(buf);
   if (header.type === "target") {
-    lab.acceptedSetup = setupCounter;
-    lab.goodSetup = lab.setup;
-    if (lab.pendingHash !== null) showHash();
+    if (typeof header.tag === "number") lab.acceptedSetup = header.tag;
+    if (lab.acceptedSetup === setupCounter) lab.goodSetup = lab.setup;
+    if (lab.pendingHash !== null && lab.acceptedSetup === setupCounter) showHash();
     lab.target = { ...header, array: arrays.target.data };
     lab.setupId = header.setup_id;
     lab.realKl = header.real_kl;
@@ -308,7 +314,7 @@ async function sendSetup(play) {
   lab.setup = setup;
   lab.sentSetupAt = performance.now();
   setupCounter += 1;
-  send({ type: "setup", setup, play });
+  send({ type: "setup", id: setupCounter, setup, play });
   // The URL takes the setup once the server accepted it (its target arrives), so a refused
   // value never ends up in a shared link.
   const mine = setupCounter;
