@@ -17,12 +17,14 @@ from . import zoo  # noqa: F401  (eight_gaussians, checkerboard, pinwheel, two_m
 
 # isort: on
 from .grid import Density, DensityError, histogram, points_to_cells
+from .image import from_mass
 from .registry import Target, get, names, params_for, parse_names, target
 
 __all__ = [
     "Density",
     "DensityError",
     "Target",
+    "from_mass",
     "get",
     "histogram",
     "names",

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .grid import DensityError
+from .grid import Density, DensityError, check_bins, normalise
 from .registry import register
 from .resample import area_matrix, area_resample, letterbox
 
@@ -151,3 +151,18 @@ def image(bins: int, path: str | os.PathLike | None = None, invert: bool = False
         what = "all white (with --invert dark is mass)" if invert else "all black"
         raise DensityError(f"image {str(path)!r} has no mass: it is {what}")
     return _letterboxed_resample(mass, bins)
+
+
+def from_mass(mass: np.ndarray, bins: int = 100, name: str = "image") -> Density:
+    """A Density from a non-negative (h, w) mass array (a drawing, a decoded upload): the same
+    letterbox and area-average onto the grid as the image target, so a picture gives the same
+    density whether it arrives as a file or as an array. No mass is a DensityError."""
+    bins = check_bins(bins)
+    mass = np.asarray(mass, dtype=np.float64)
+    if mass.ndim != 2 or mass.size == 0:
+        raise DensityError(f"a mass array must be 2D and non-empty, got shape {mass.shape}")
+    if not np.isfinite(mass).all() or (mass < 0).any():
+        raise DensityError("a mass array must be finite and non-negative")
+    if not mass.max() > 0:
+        raise DensityError(f"the {name} has no mass: every pixel is empty")
+    return Density(name, normalise(_letterboxed_resample(mass, bins)))

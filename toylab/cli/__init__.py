@@ -12,13 +12,21 @@ import sys
 
 try:  # the heavy imports (torch, numba): a Ctrl-C here is one line, exit 130
     from densities import DensityError
-    from toylab.cli import densities_cmd, explain_cmd, figure_cmd, gif_cmd, run_cmd, sample_cmd
+    from toylab.cli import (
+        densities_cmd,
+        explain_cmd,
+        figure_cmd,
+        gif_cmd,
+        lab_cmd,
+        run_cmd,
+        sample_cmd,
+    )
     from toylab.errors import ToylabError
 except KeyboardInterrupt:
     print("toylab: interrupted while starting", file=sys.stderr)
     raise SystemExit(130) from None
 
-COMMANDS = [run_cmd, gif_cmd, figure_cmd, densities_cmd, sample_cmd, explain_cmd]
+COMMANDS = [run_cmd, gif_cmd, figure_cmd, densities_cmd, sample_cmd, explain_cmd, lab_cmd]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -184,7 +184,7 @@ def _matched(rec: Step) -> np.ndarray:
     return np.asarray(m.cpu() if hasattr(m, "cpu") else m, dtype=np.int64)
 
 
-def _split_events(
+def split_events(
     step: int, rec: Step, k: int, split_ratio: float, prune_ratio: float
 ) -> list[SplitEvent]:
     """The step's splits with their reasons, replaying the rule on the counts of that moment."""
@@ -214,7 +214,7 @@ def _split_events(
     return events
 
 
-class _ShareWindow:
+class ShareWindow:
     """Per-node match counts over the last `window` steps (a ring of per-step counts).
 
     A split halves the split node's history and gives the copy the other half, as the
@@ -259,7 +259,7 @@ def simulate(
     density = run.density
     k = config.nodes
     init = streams.initial_nodes(config.seed, k)
-    windows = {name: _ShareWindow(k, window) for name in run.methods}
+    windows = {name: ShareWindow(k, window) for name in run.methods}
     pending: dict[str, dict[str, Any]] = {
         name: {"splits": [], "nodes": set(), "points": 0} for name in run.methods
     }
@@ -301,7 +301,7 @@ def simulate(
             matched = _matched(rec)
             windows[name].add(step, matched, rec.splits)
             acc = pending[name]
-            acc["splits"] += _split_events(step, rec, k, config.split_ratio, config.prune_ratio)
+            acc["splits"] += split_events(step, rec, k, config.split_ratio, config.prune_ratio)
             acc["nodes"].update(np.unique(matched).tolist())
             acc["points"] += matched.size
         if step in frame_steps:
