@@ -11,6 +11,12 @@ lowest index. Distances are computed with brute force's formula (|dx| + |dy|, or
 in float64, so even rounding agrees.
 
 numba compiles these kernels once per machine (cached beside the module, a few seconds).
+Whatever the coordinates (nodes far outside the square, inf, nan), every cell index stays inside
+the grid: `_cell` clamps in floating point before converting, and a query whose distances are
+all nan or inf (nodes that diverged) answers node 0 rather than an invalid index.
+
+Large batches are answered on all of numba's threads (`prange` over points): each point's
+answer depends only on the index, so the result is the same whatever the thread count.
 """
 
 from __future__ import annotations
@@ -19,29 +25,30 @@ import math
 
 import numpy as np
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; this keeps a clear message
-    njit = None
+from toylab.fitting.compiled import AVAILABLE, njit, prange
 
-AVAILABLE = njit is not None
-
-
-def _jit(fn):
-    return njit(cache=True, nogil=True)(fn) if AVAILABLE else fn
+_jit = njit()
+PARALLEL_POINTS = 2048  # from this many points a query, use every thread (measured to pay)
 
 
 @_jit
 def _cell(x: float, y: float, g: int) -> int:
-    """Cell of a point: column from x, row from y, clipped into the grid (NaN -> 0)."""
+    """Cell of a point: column from x, row from y, clipped into the grid (nan -> 0, inf -> edge).
+
+    The clamp happens before `int()`: converting inf, nan or a huge float is undefined in
+    compiled code (it gave negative indices, hence out-of-bounds writes)."""
     cx = (x + 1.0) * (g / 2.0)
     cy = (y + 1.0) * (g / 2.0)
-    i = int(cx) if cx >= 0.0 else 0
-    j = int(cy) if cy >= 0.0 else 0
-    if i > g - 1:
+    i = 0
+    j = 0
+    if cx >= g - 1.0:
         i = g - 1
-    if j > g - 1:
+    elif cx > 0.0:  # false for nan
+        i = int(cx)
+    if cy >= g - 1.0:
         j = g - 1
+    elif cy > 0.0:
+        j = int(cy)
     return j * g + i
 
 
@@ -121,6 +128,38 @@ def _scan(
 
 
 @_jit
+def _nearest(
+    px: float, py: float, pos: np.ndarray, g: int, head: np.ndarray, nxt: np.ndarray, l1: bool
+) -> int:
+    """Nearest node of one point: rings of cells around its cell until none can do better."""
+    h = 2.0 / g
+    c0 = _cell(px, py, g)
+    ci, cj = c0 % g, c0 // g
+    best_d = math.inf
+    best = -1
+    r = 0
+    while True:
+        i_lo, i_hi, j_lo, j_hi = ci - r, ci + r, cj - r, cj + r
+        for j in range(max(j_lo, 0), min(j_hi, g - 1) + 1):
+            edge_row = j == j_lo or j == j_hi  # noqa: SIM109 (plain compares for numba)
+            if edge_row:
+                for i in range(max(i_lo, 0), min(i_hi, g - 1) + 1):
+                    best_d, best = _scan(j * g + i, px, py, pos, head, nxt, l1, best_d, best)
+            else:
+                if i_lo >= 0:
+                    best_d, best = _scan(j * g + i_lo, px, py, pos, head, nxt, l1, best_d, best)
+                if i_hi <= g - 1 and i_hi != i_lo:
+                    best_d, best = _scan(j * g + i_hi, px, py, pos, head, nxt, l1, best_d, best)
+        if i_lo <= 0 and i_hi >= g - 1 and j_lo <= 0 and j_hi >= g - 1:
+            break  # the whole grid has been scanned
+        bound = r * h  # every node in ring r + 1 or beyond is at least this far in x or y
+        if best >= 0 and best_d < (bound if l1 else bound * bound):
+            break
+        r += 1
+    return best if best >= 0 else 0  # every distance nan or inf: diverged nodes, answer node 0
+
+
+@_jit
 def _query(
     points: np.ndarray,
     pos: np.ndarray,
@@ -130,33 +169,22 @@ def _query(
     l1: bool,
     out: np.ndarray,
 ) -> None:
-    h = 2.0 / g
     for k in range(points.shape[0]):
-        px, py = points[k, 0], points[k, 1]
-        c0 = _cell(px, py, g)
-        ci, cj = c0 % g, c0 // g
-        best_d = math.inf
-        best = -1
-        r = 0
-        while True:
-            i_lo, i_hi, j_lo, j_hi = ci - r, ci + r, cj - r, cj + r
-            for j in range(max(j_lo, 0), min(j_hi, g - 1) + 1):
-                edge_row = j == j_lo or j == j_hi  # noqa: SIM109 (plain compares for numba)
-                if edge_row:
-                    for i in range(max(i_lo, 0), min(i_hi, g - 1) + 1):
-                        best_d, best = _scan(j * g + i, px, py, pos, head, nxt, l1, best_d, best)
-                else:
-                    if i_lo >= 0:
-                        best_d, best = _scan(j * g + i_lo, px, py, pos, head, nxt, l1, best_d, best)
-                    if i_hi <= g - 1 and i_hi != i_lo:
-                        best_d, best = _scan(j * g + i_hi, px, py, pos, head, nxt, l1, best_d, best)
-            if i_lo <= 0 and i_hi >= g - 1 and j_lo <= 0 and j_hi >= g - 1:
-                break  # the whole grid has been scanned
-            bound = r * h  # every node in ring r + 1 or beyond is at least this far in x or y
-            if best >= 0 and best_d < (bound if l1 else bound * bound):
-                break
-            r += 1
-        out[k] = best
+        out[k] = _nearest(points[k, 0], points[k, 1], pos, g, head, nxt, l1)
+
+
+@njit(parallel=True)
+def _query_parallel(
+    points: np.ndarray,
+    pos: np.ndarray,
+    g: int,
+    head: np.ndarray,
+    nxt: np.ndarray,
+    l1: bool,
+    out: np.ndarray,
+) -> None:
+    for k in prange(points.shape[0]):
+        out[k] = _nearest(points[k, 0], points[k, 1], pos, g, head, nxt, l1)
 
 
 def grid_size(k: int) -> int:
@@ -206,7 +234,8 @@ class GridIndex:
     def query(self, points: np.ndarray) -> np.ndarray:
         """Nearest node of each point, exactly as `brute_force_nearest` answers."""
         out = np.empty(points.shape[0], dtype=np.int64)
-        _query(
+        kernel = _query_parallel if points.shape[0] >= PARALLEL_POINTS else _query
+        kernel(
             np.ascontiguousarray(points, dtype=np.float64),
             self.positions,
             self.g,

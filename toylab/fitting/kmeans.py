@@ -10,16 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from toylab.fitting.compiled import njit
 from toylab.fitting.optim import group_by_node
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency
-    njit = None
-
-
-def _jit(fn):
-    return njit(cache=True, nogil=True)(fn) if njit is not None else fn
+_jit = njit()
 
 
 @_jit

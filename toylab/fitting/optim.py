@@ -20,6 +20,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from toylab.fitting.compiled import AVAILABLE as COMPILED
+from toylab.fitting.compiled import njit
+
 OPTIMIZERS = ("sgd", "adam")
 DEFAULT_LR = {"sgd": 0.2, "adam": 0.01}
 
@@ -57,19 +60,13 @@ def _all_distinct(idx) -> bool:
     return bool((s[1:] != s[:-1]).all())
 
 
-try:
-    from numba import njit
-
-    @njit(cache=True, nogil=True)
-    def _sgd_in_order(pos: np.ndarray, points: np.ndarray, idx: np.ndarray, a: float) -> None:
-        """The reference's loop itself, compiled: node += a (x - node), point by point."""
-        for k in range(idx.shape[0]):
-            n = idx[k]
-            pos[n, 0] += a * (points[k, 0] - pos[n, 0])
-            pos[n, 1] += a * (points[k, 1] - pos[n, 1])
-
-except ImportError:  # pragma: no cover - numba is a dependency
-    _sgd_in_order = None
+@njit()
+def _sgd_in_order(pos: np.ndarray, points: np.ndarray, idx: np.ndarray, a: float) -> None:
+    """The reference's loop itself, compiled: node += a (x - node), point by point."""
+    for k in range(idx.shape[0]):
+        n = idx[k]
+        pos[n, 0] += a * (points[k, 0] - pos[n, 0])
+        pos[n, 1] += a * (points[k, 1] - pos[n, 1])
 
 
 class SGD:
@@ -85,7 +82,7 @@ class SGD:
         """Move the matched nodes; return the nodes that moved (repeats allowed)."""
         a = 2.0 * self.lr
         pos = self.positions
-        if _sgd_in_order is not None and isinstance(pos, np.ndarray):
+        if COMPILED and isinstance(pos, np.ndarray):
             _sgd_in_order(
                 pos,
                 np.ascontiguousarray(points, dtype=np.float64),

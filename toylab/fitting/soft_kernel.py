@@ -18,17 +18,12 @@ import math
 
 import numpy as np
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency
-    njit = None
+from toylab.fitting.compiled import AVAILABLE, njit  # noqa: F401 (AVAILABLE: methods.py reads it here)
 
-AVAILABLE = njit is not None
 TRUNCATE = 46.0  # weights below e^-46 of the nearest node's are dropped in the local scan
 
 
-def _jit(fn):
-    return njit(cache=True, nogil=True)(fn) if AVAILABLE else fn
+_jit = njit()
 
 
 @_jit
