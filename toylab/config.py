@@ -6,8 +6,6 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-import torch
-
 import densities
 from toylab.errors import ToylabError
 from toylab.fitting.methods import METHODS, Settings
@@ -19,6 +17,7 @@ from toylab.fitting.schedule import (
     DEFAULT_SCHEDULE,
     check_schedule,
 )
+from toylab.lazy import torch
 
 DEFAULT_METHODS = ("gd", "sp")
 
@@ -151,6 +150,8 @@ def _check_choice(flag: str, value: Any, choices: tuple[str, ...]) -> None:
 
 def check_device(device: str) -> str:
     """A usable torch device name, or a ToylabError saying what is available."""
+    if device == "cpu":  # the default: no need to import torch to know it exists
+        return "cpu"
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):

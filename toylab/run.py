@@ -12,13 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 
 import densities
 from toylab import streams
 from toylab.config import RunConfig
 from toylab.fitting.compiled import warm_up_kernels
 from toylab.fitting.methods import GradientDescent, make_method
+from toylab.lazy import torch
 from toylab.metrics import METRIC_NAMES, evaluate_histogram, node_histogram, real_samples
 from toylab.store.frames import Frames
 

@@ -13,15 +13,17 @@ import sys
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
+from toylab.lazy import torch
 from toylab.metrics import node_histogram
 from toylab.run import Run
 from toylab.store import rundir
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 DEFAULT_THREADS = 1  # measured: the per-step work is tiny, extra threads only add overhead
 
@@ -57,6 +59,8 @@ def set_threads(threads: int | None) -> int:
 
 
 def progress_bar(run: Run, quiet: bool) -> tqdm:
+    from tqdm import tqdm
+
     return tqdm(
         total=run.total_steps,
         initial=run.global_step,

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 import densities
 from toylab.fitting.grid_index import GridIndex
@@ -26,6 +25,7 @@ from toylab.fitting.soft import SoftSelector
 from toylab.fitting.soft_kernel import AVAILABLE as SOFT_COMPILED
 from toylab.fitting.soft_kernel import soft_draw
 from toylab.fitting.splitting import plan_splits
+from toylab.lazy import torch
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ cheaper in numpy than in torch) and torch tensors on a GPU; both paths compute t
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from toylab.fitting.compiled import AVAILABLE as COMPILED
 from toylab.fitting.compiled import njit
+from toylab.lazy import torch
 
 OPTIMIZERS = ("sgd", "adam")
 DEFAULT_LR = {"sgd": 0.2, "adam": 0.01}

@@ -20,9 +20,9 @@ draw is done with the Gumbel-max trick in torch.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from toylab.fitting.nearest import Scratch, distances_np, distances_torch
+from toylab.lazy import torch
 
 _CHUNK_ELEMENTS = 1 << 21
 TRUNCATE = 46.0  # drop weights below e^-46 (1e-20) of the nearest node's
