@@ -10,17 +10,36 @@ Modules whose every use of torch sits inside functions import it this way, so im
 from __future__ import annotations
 
 import importlib
+import sys
 import types
+from collections.abc import Callable
 from typing import Any
 
 
 class LazyModule(types.ModuleType):
     """A module that imports the real one on the first attribute read."""
 
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.__dict__["_on_import"] = []
+
     def __getattr__(self, name: str) -> Any:
+        pending = self.__dict__.get("_on_import", [])
         module = importlib.import_module(self.__name__)
         self.__dict__.update(module.__dict__)  # later reads find the attributes directly
+        self.__dict__["_on_import"] = []
+        for fn in pending:
+            fn(module)
         return getattr(module, name)
+
+
+def when_imported(stand_in: Any, fn: Callable[[Any], None]) -> None:
+    """Call fn(module) now if the real module is loaded, else right after it is imported."""
+    module = sys.modules.get(stand_in.__name__)
+    if module is not None and not isinstance(module, LazyModule):
+        fn(module)
+    else:
+        stand_in.__dict__["_on_import"].append(fn)
 
 
 def lazy(name: str) -> Any:

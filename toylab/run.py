@@ -44,7 +44,9 @@ class Run:
         init = torch.from_numpy(streams.initial_nodes(config.seed, config.nodes)).to(self.device)
         settings = config.settings()
         if self.device.type == "cpu":
-            warm_up_kernels()  # compile (or load) numba kernels now, not inside the timed steps
+            warm_up_kernels(
+                tuple(config.methods), config.distance
+            )  # compile (or load) numba kernels now, not inside the timed steps
         self.methods: dict[str, GradientDescent] = {
             name: make_method(name, init, settings, streams.generator(config.seed, "method", name))
             for name in config.methods

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toylab.lazy import torch
+from toylab.fitting import compiled
+from toylab.lazy import torch, when_imported
 from toylab.metrics import node_histogram
 from toylab.run import Run
 from toylab.store import rundir
@@ -54,7 +55,8 @@ def stop_on_interrupt() -> Any:
 def set_threads(threads: int | None) -> int:
     """Apply the thread count to torch (None = the measured default); return it."""
     n = DEFAULT_THREADS if threads is None else threads
-    torch.set_num_threads(n)
+    when_imported(torch, lambda module: module.set_num_threads(n))  # no torch import for it
+    compiled.set_threads(n)
     return n
 
 

@@ -19,8 +19,6 @@ import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 AVAILABLE = importlib.util.find_spec("numba") is not None
 prange = range  # replaced by numba.prange in a kernel's globals when it is compiled
 
@@ -81,32 +79,29 @@ def set_threads(threads: int) -> None:
         numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))
 
 
+# Warm-up functions of the kernel modules: each takes (methods, distance) and calls its kernels
+# on a tiny problem if those methods use them. Registered by the modules at import time (this
+# module imports none of them: they import it).
+_WARM_UPS: list[Callable[[tuple[str, ...], str], None]] = []
+
+
+def warms_up(fn: Callable[[tuple[str, ...], str], None]) -> Callable[[tuple[str, ...], str], None]:
+    """Register a kernel module's warm-up (a decorator)."""
+    _WARM_UPS.append(fn)
+    return fn
+
+
 @functools.cache
 def warm_up_kernels(methods: tuple[str, ...] = (), distance: str | None = None) -> None:
-    """Compile (or load from the cache) the kernels a run will call, on a 2-node problem.
+    """Compile (or load from the cache) the kernels a run will call, on tiny problems.
 
-    Doing it before the timed steps keeps it out of the per-method timings. With no methods
-    given every kernel is loaded (each costs ~0.1 s from the cache, seconds to compile), so a
-    run passes its methods and distance and loads only what it uses.
+    Doing it before the timed steps keeps it out of the per-method timings. Each kernel costs
+    ~0.1 s to load from the cache (seconds to compile), so a run passes its methods and
+    distance and loads only what it uses; with none given, every kernel of every method.
     """
     if not AVAILABLE:
         return
-    from toylab.fitting.grid_index import GridIndex
-    from toylab.fitting.optim import SGD
-
     methods = methods or ("gd", "sp", "soft", "kmeans")
-    pos = np.array([[0.0, 0.0], [0.5, 0.5]])
-    points = np.array([[0.1, 0.1]])
     for dist in (distance,) if distance else ("l1", "l2"):
-        index = GridIndex(pos.copy(), dist)
-        index.query(points)
-        index.mark_moved(np.array([0]))
-        if "soft" in methods:
-            from toylab.fitting.soft_kernel import soft_draw
-
-            soft_draw(points, index, 1.0, np.random.default_rng(0))
-    SGD(pos.copy(), 0.2).step(points, np.array([0]))
-    if "sp" in methods:
-        from toylab.fitting.splitting import plan_splits
-
-        plan_splits(np.array([0.0, 3.0, 1.0, 0.0, 2.0]), 8)
+        for warm_up in _WARM_UPS:
+            warm_up(methods, dist)

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from toylab.fitting.compiled import AVAILABLE, njit, prange
+from toylab.fitting.compiled import AVAILABLE, njit, prange, warms_up
 
 _jit = njit()
 PARALLEL_POINTS = 2048  # from this many points a query, use every thread (measured to pay)
@@ -245,3 +245,11 @@ class GridIndex:
             out,
         )
         return out
+
+
+@warms_up
+def _warm_up(methods: tuple[str, ...], distance: str) -> None:
+    """Load the query and move kernels (every method keeps an index on CPU)."""
+    index = GridIndex(np.array([[0.0, 0.0], [0.5, 0.5]]), distance)
+    index.query(np.array([[0.1, 0.1]]))
+    index.mark_moved(np.array([0]))

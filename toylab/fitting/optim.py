@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from toylab.fitting.compiled import AVAILABLE as COMPILED
-from toylab.fitting.compiled import njit
+from toylab.fitting.compiled import njit, warms_up
 from toylab.lazy import torch
 
 OPTIMIZERS = ("sgd", "adam")
@@ -197,3 +197,9 @@ def make_optimizer(name: str, positions, lr: float | None) -> SGD | Adam:
     """The optimizer called `name` over these positions (lr None = its default)."""
     lr = DEFAULT_LR[name] if lr is None else lr
     return SGD(positions, lr) if name == "sgd" else Adam(positions, lr)
+
+
+@warms_up
+def _warm_up(methods: tuple[str, ...], distance: str) -> None:
+    """Load the in-order SGD kernel."""
+    SGD(np.array([[0.0, 0.0], [0.5, 0.5]]), 0.2).step(np.array([[0.1, 0.1]]), np.array([0]))

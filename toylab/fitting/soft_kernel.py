@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from toylab.fitting.compiled import AVAILABLE, njit  # noqa: F401 (AVAILABLE: methods.py reads it here)
+from toylab.fitting.compiled import AVAILABLE, njit, warms_up  # noqa: F401 (AVAILABLE: methods.py reads it here)
 
 TRUNCATE = 46.0  # weights below e^-46 of the nearest node's are dropped in the local scan
 
@@ -131,3 +131,13 @@ def soft_draw(points: np.ndarray, index, beta: float, rng: np.random.Generator) 
         out,
     )
     return out
+
+
+@warms_up
+def _warm_up(methods: tuple[str, ...], distance: str) -> None:
+    """Load the draw kernels if soft selection runs."""
+    if "soft" in methods:
+        from toylab.fitting.grid_index import GridIndex
+
+        index = GridIndex(np.array([[0.0, 0.0], [0.5, 0.5]]), distance)
+        soft_draw(np.array([[0.1, 0.1]]), index, 1.0, np.random.default_rng(0))

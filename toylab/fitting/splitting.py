@@ -26,7 +26,7 @@ import heapq
 import numpy as np
 
 from toylab.fitting.compiled import AVAILABLE as COMPILED
-from toylab.fitting.compiled import njit
+from toylab.fitting.compiled import njit, warms_up
 from toylab.lazy import torch
 
 _HEAP_THRESHOLD = 4  # from this many splits a step on, use the candidate-heap path
@@ -259,3 +259,10 @@ def _plan_compiled(
     out = np.empty((max_splits, 2), dtype=np.int64)
     made = _replay(counts, max_splits, float(counts.sum()), split_ratio, prune_ratio, out)
     return [(int(i), int(j)) for i, j in out[:made]]
+
+
+@warms_up
+def _warm_up(methods: tuple[str, ...], distance: str) -> None:
+    """Load the planner's kernels if Split-and-Prune runs."""
+    if "sp" in methods:
+        _plan_compiled(np.array([0.0, 3.0, 1.0, 0.0, 2.0]), 8, 2.0, 0.5)

@@ -72,9 +72,9 @@ MIN_FONT = 8
 
 def _build_palette() -> np.ndarray:
     """The fixed (256, 3) uint8 palette: viridis, greys, one free slot (black)."""
-    from matplotlib import colormaps
+    from toylab.viz.viridis import viridis_240  # matplotlib's table, without importing it
 
-    viridis = colormaps["viridis"].resampled(N_VIRIDIS)(np.arange(N_VIRIDIS))[:, :3]
+    viridis = viridis_240()[:N_VIRIDIS] / 255.0
     t = np.linspace(0.0, 1.0, N_GREYS)[:, None]
     greys = (1 - t) * np.array(BACKGROUND_RGB) + t * np.array(TEXT_RGB)
     pal = np.zeros((256, 3), dtype=np.uint8)
