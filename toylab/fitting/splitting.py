@@ -22,6 +22,7 @@ array heaps, a few milliseconds at K = 10^6 with 2,000 splits where the Python h
 from __future__ import annotations
 
 import heapq
+import math
 
 import numpy as np
 
@@ -189,24 +190,52 @@ def _pop(keys: np.ndarray, ids: np.ndarray, size: int) -> int:
 
 
 @njit()
-def _select(values: np.ndarray, m: int, sign: float, keys: np.ndarray, ids: np.ndarray) -> int:
-    """The m nodes first by (sign * value, index), as a heap: a bounded heap whose root is the
-    worst kept candidate (keys stored negated so the heap's root is the largest key)."""
-    size = 0
+def _select_both(
+    values: np.ndarray,
+    m: int,
+    top_k: np.ndarray,
+    top_i: np.ndarray,
+    low_k: np.ndarray,
+    low_i: np.ndarray,
+) -> tuple[int, int]:
+    """In one pass, the m nodes first by (-value, index) and the m first by (value, index),
+    each as a heap ready for the replay. While filling, each is a bounded heap whose root is
+    its worst kept candidate (pairs stored negated so that the root is the largest pair); the
+    roots are kept in locals, so most values cost two comparisons."""
+    n_top = 0
+    n_low = 0
+    top_root = math.inf  # worst kept (-value, index) pair, as (key, index); inf: not full
+    top_root_i = 0
+    low_root = math.inf
+    low_root_i = 0
     for n in range(values.shape[0]):
-        key = sign * values[n]
-        if size < m:
-            size = _push(keys, ids, size, -key, -n)
-        elif _less(key, n, -keys[0], -ids[0]):
-            keys[0] = -key
-            ids[0] = -n
-            _sift_down(keys, ids, size, 0)
-    for t in range(size):  # back to (key, index) order, then heapify
-        keys[t] = -keys[t]
-        ids[t] = -ids[t]
-    for t in range(size // 2 - 1, -1, -1):
-        _sift_down(keys, ids, size, t)
-    return size
+        v = values[n]
+        key = -v
+        if n_top < m:
+            n_top = _push(top_k, top_i, n_top, v, -n)  # stored negated: (-key, -n)
+            if n_top == m:
+                top_root, top_root_i = -top_k[0], -top_i[0]
+        elif key < top_root or (key == top_root and n < top_root_i):
+            top_k[0] = v
+            top_i[0] = -n
+            _sift_down(top_k, top_i, n_top, 0)
+            top_root, top_root_i = -top_k[0], -top_i[0]
+        if n_low < m:
+            n_low = _push(low_k, low_i, n_low, key, -n)
+            if n_low == m:
+                low_root, low_root_i = -low_k[0], -low_i[0]
+        elif v < low_root or (v == low_root and n < low_root_i):
+            low_k[0] = key
+            low_i[0] = -n
+            _sift_down(low_k, low_i, n_low, 0)
+            low_root, low_root_i = -low_k[0], -low_i[0]
+    for keys, ids, size in ((top_k, top_i, n_top), (low_k, low_i, n_low)):
+        for t in range(size):  # back to (key, index) order, then heapify
+            keys[t] = -keys[t]
+            ids[t] = -ids[t]
+        for t in range(size // 2 - 1, -1, -1):
+            _sift_down(keys, ids, size, t)
+    return n_top, n_low
 
 
 @njit()
@@ -226,8 +255,7 @@ def _replay(
     top_i = np.empty(cap, dtype=np.int64)
     low_k = np.empty(cap)
     low_i = np.empty(cap, dtype=np.int64)
-    n_top = _select(counts, m, -1.0, top_k, top_i)
-    n_low = _select(counts, m, 1.0, low_k, low_i)
+    n_top, n_low = _select_both(counts, m, top_k, top_i, low_k, low_i)
     made = 0
     for _ in range(max_splits):
         while -top_k[0] != counts[top_i[0]]:  # stale: that node's count changed since
@@ -258,7 +286,7 @@ def _plan_compiled(
     """Same pairs as `_plan_heap` (and `_plan_direct`), compiled; counts updated in place."""
     out = np.empty((max_splits, 2), dtype=np.int64)
     made = _replay(counts, max_splits, float(counts.sum()), split_ratio, prune_ratio, out)
-    return [(int(i), int(j)) for i, j in out[:made]]
+    return list(zip(out[:made, 0].tolist(), out[:made, 1].tolist(), strict=True))
 
 
 @warms_up
