@@ -1,6 +1,6 @@
 """A uniform-grid index of the nodes, compiled with numba: exact nearest nodes in O(1) a query.
 
-The square [-1, 1]^2 is cut into g x g cells (g ~ sqrt(K / 2), two nodes a cell on average);
+The square [-1, 1]^2 is cut into g x g cells (g ~ 2 sqrt(K), see `grid_size`);
 each cell keeps a doubly linked list of its nodes, so a node that moves changes lists in O(1)
 and the index never needs a rebuild. A query scans the rings of cells around the point's cell:
 a node in ring k lies at least (k - 1) cell widths away in x or in y, so once the best distance
@@ -200,8 +200,13 @@ def _query_parallel(
 
 
 def grid_size(k: int) -> int:
-    """Cells per side: about two nodes a cell over the square, at most 4096."""
-    return int(min(4096, max(1, round(math.sqrt(k / 2.0)))))
+    """Cells per side: 4 K cells over the square (a quarter of a node a cell), at most 4096.
+
+    Nodes gather where the target has mass, so the cells the queries visit hold many more
+    nodes than the average: with K / 2 cells (two nodes a cell) a K = 10^6 spiral fit reached
+    ~60 nodes scanned a query (57 ms a step of 10^4 points); with 4 K cells, 8 ms. Answers do
+    not depend on the grid (exact search, ties to the lowest index); memory stays O(K)."""
+    return int(min(4096, max(1, round(math.sqrt(4.0 * k)))))
 
 
 class GridIndex:
