@@ -285,3 +285,27 @@ def test_kernels_load_lazily_and_replace_themselves():
     lines = proc.stdout.split("\n")
     assert lines[0] == "False Kernel", proc.stderr
     assert lines[1].startswith("True CPUDispatcher [0.5, 0.5]"), proc.stderr
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    """A fit whose batches take the parallel path gives the same nodes with 1 or 2 threads."""
+    import toylab
+    from toylab.cli.driver import set_threads
+
+    runs = [
+        toylab.fit(
+            "spiral",
+            nodes=3000,
+            methods="gd,sp",
+            steps=15,
+            batch=grid_index.PARALLEL_POINTS + 500,
+            max_splits=40,
+            frames=0,
+            threads=threads,
+        )
+        for threads in (1, 2, 2)
+    ]
+    set_threads(1)  # back to the default for the tests that follow
+    for other in runs[1:]:
+        for name in ("gd", "sp"):
+            assert np.array_equal(np.asarray(runs[0].nodes[name]), np.asarray(other.nodes[name]))

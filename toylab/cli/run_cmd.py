@@ -132,7 +132,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--threads",
         type=int,
         default=None,
-        help=f"torch threads (default {runner.DEFAULT_THREADS}, measured fastest for the small per-step work)",
+        help=f"threads of torch and of the compiled kernels (default {runner.DEFAULT_THREADS}, fastest "
+        "for small batches; 2 pays at K >= 10^5 with batches of thousands; results do not depend on it)",
     )
     p.add_argument(
         "--index",
