@@ -131,7 +131,7 @@ from toylab.run import Run, build_targets
 from toylab.store import rundir
 from toylab.fitting.compiled import warm_up_kernels
 targets = build_targets(config); mark("build the target density")
-warm_up_kernels(tuple(config.methods), config.distance); mark("load the compiled kernels")
+warm_up_kernels(tuple(config.methods), config.distance, config.max_splits); mark("load the compiled kernels")
 run = Run(config, targets); mark("set up the run (initial nodes, indexes)")
 rundir.check_new_out(args.out, True); rundir.claim_out(args.out, True)
 rundir.write_config(args.out, config, {"gif": options}); mark("claim the directory, config.json")

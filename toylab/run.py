@@ -44,9 +44,8 @@ class Run:
         init = torch.from_numpy(streams.initial_nodes(config.seed, config.nodes)).to(self.device)
         settings = config.settings()
         if self.device.type == "cpu":
-            warm_up_kernels(
-                tuple(config.methods), config.distance
-            )  # compile (or load) numba kernels now, not inside the timed steps
+            # compile (or load) the numba kernels this run uses now, not inside the timed steps
+            warm_up_kernels(tuple(config.methods), config.distance, config.max_splits)
         self.methods: dict[str, GradientDescent] = {
             name: make_method(name, init, settings, streams.generator(config.seed, "method", name))
             for name in config.methods

@@ -79,29 +79,35 @@ def set_threads(threads: int) -> None:
         numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))
 
 
-# Warm-up functions of the kernel modules: each takes (methods, distance) and calls its kernels
-# on a tiny problem if those methods use them. Registered by the modules at import time (this
+# Warm-up functions of the kernel modules: each takes (methods, distance, max_splits) and calls
+# its kernels on a tiny problem if the run uses them. Registered by the modules at import time (this
 # module imports none of them: they import it).
-_WARM_UPS: list[Callable[[tuple[str, ...], str], None]] = []
+_WARM_UPS: list[Callable[[tuple[str, ...], str, int], None]] = []
 
 
-def warms_up(fn: Callable[[tuple[str, ...], str], None]) -> Callable[[tuple[str, ...], str], None]:
+def warms_up(
+    fn: Callable[[tuple[str, ...], str, int], None],
+) -> Callable[[tuple[str, ...], str, int], None]:
     """Register a kernel module's warm-up (a decorator)."""
     _WARM_UPS.append(fn)
     return fn
 
 
 @functools.cache
-def warm_up_kernels(methods: tuple[str, ...] = (), distance: str | None = None) -> None:
+def warm_up_kernels(
+    methods: tuple[str, ...] = (), distance: str | None = None, max_splits: int = 4
+) -> None:
     """Compile (or load from the cache) the kernels a run will call, on tiny problems.
 
     Doing it before the timed steps keeps it out of the per-method timings. Each kernel costs
-    ~0.1 s to load from the cache (seconds to compile), so a run passes its methods and
-    distance and loads only what it uses; with none given, every kernel of every method.
+    5-10 ms to load from the cache once numba is set up (~0.5 s for the first; compiling
+    takes seconds), so a run passes its methods, distance and --max-splits and loads only what
+    it uses (the compiled planner serves 4 or more splits a step); with none given, every
+    kernel of every method.
     """
     if not AVAILABLE:
         return
     methods = methods or ("gd", "sp", "soft", "kmeans")
     for dist in (distance,) if distance else ("l1", "l2"):
         for warm_up in _WARM_UPS:
-            warm_up(methods, dist)
+            warm_up(methods, dist, max_splits)

@@ -263,7 +263,7 @@ class GridIndex:
 
 
 @warms_up
-def _warm_up(methods: tuple[str, ...], distance: str) -> None:
+def _warm_up(methods: tuple[str, ...], distance: str, max_splits: int) -> None:
     """Load the query and move kernels (every method keeps an index on CPU)."""
     index = GridIndex(np.array([[0.0, 0.0], [0.5, 0.5]]), distance)
     index.query(np.array([[0.1, 0.1]]))

@@ -200,6 +200,6 @@ def make_optimizer(name: str, positions, lr: float | None) -> SGD | Adam:
 
 
 @warms_up
-def _warm_up(methods: tuple[str, ...], distance: str) -> None:
+def _warm_up(methods: tuple[str, ...], distance: str, max_splits: int) -> None:
     """Load the in-order SGD kernel."""
     SGD(np.array([[0.0, 0.0], [0.5, 0.5]]), 0.2).step(np.array([[0.1, 0.1]]), np.array([0]))

@@ -134,7 +134,7 @@ def soft_draw(points: np.ndarray, index, beta: float, rng: np.random.Generator) 
 
 
 @warms_up
-def _warm_up(methods: tuple[str, ...], distance: str) -> None:
+def _warm_up(methods: tuple[str, ...], distance: str, max_splits: int) -> None:
     """Load the draw kernels if soft selection runs."""
     if "soft" in methods:
         from toylab.fitting.grid_index import GridIndex

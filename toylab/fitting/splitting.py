@@ -190,66 +190,52 @@ def _pop(keys: np.ndarray, ids: np.ndarray, size: int) -> int:
 
 
 @njit()
-def _select(values: np.ndarray, idx: np.ndarray, count: int, m: int, sign: float, keys, ids) -> int:
-    """Among nodes idx[:count] (increasing), the m first by (sign * value, node), as a heap.
-
-    While filling it is a bounded heap whose root is the worst kept pair (pairs stored negated
-    so that the root is the largest); the root is kept in locals, so most nodes cost two
-    comparisons. Then it is turned back into a (key, node) min-heap for the replay."""
-    size = 0
-    root = math.inf
-    root_n = 0
-    for t in range(count):
-        n = idx[t]
-        key = sign * values[n]
-        if size < m:
-            size = _push(keys, ids, size, -key, -n)
-            if size == m:
-                root, root_n = -keys[0], -ids[0]
-        elif key < root or (key == root and n < root_n):
-            keys[0] = -key
-            ids[0] = -n
-            _sift_down(keys, ids, size, 0)
-            root, root_n = -keys[0], -ids[0]
-    for t in range(size):
-        keys[t] = -keys[t]
-        ids[t] = -ids[t]
-    for t in range(size // 2 - 1, -1, -1):
-        _sift_down(keys, ids, size, t)
-    return size
-
-
-@njit()
-def _beyond(values: np.ndarray, threshold: float, sign: float, idx: np.ndarray) -> int:
-    """The nodes with sign * value <= sign * threshold, in increasing order, into idx."""
-    count = 0
+def _select_both(
+    values: np.ndarray,
+    m: int,
+    top_k: np.ndarray,
+    top_i: np.ndarray,
+    low_k: np.ndarray,
+    low_i: np.ndarray,
+) -> tuple[int, int]:
+    """In one pass, the m nodes first by (-value, index) and the m first by (value, index),
+    each as a heap ready for the replay. While filling, each is a bounded heap whose root is
+    its worst kept candidate (pairs stored negated so that the root is the largest pair); the
+    roots are kept in locals, so most values cost two comparisons."""
+    n_top = 0
+    n_low = 0
+    top_root = math.inf  # worst kept (-value, index) pair, as (key, index); inf: not full
+    top_root_i = 0
+    low_root = math.inf
+    low_root_i = 0
     for n in range(values.shape[0]):
-        if sign * values[n] <= sign * threshold:
-            idx[count] = n
-            count += 1
-    return count
-
-
-@njit()
-def _candidates(values: np.ndarray, m: int, sign: float, keys, ids, idx: np.ndarray) -> int:
-    """The m nodes first by (sign * value, node), as a heap (see `_select`).
-
-    A guess first: a threshold that a strided sample says about 2 m nodes pass, then one cheap
-    pass keeps the nodes that pass it. If at least m do, the m first are among them (each of
-    those is at least as extreme as the threshold, every node left out is not); otherwise,
-    all nodes go through the heap. Either way the result is exact."""
-    k = values.shape[0]
-    stride = k // (32 * m)
-    if stride >= 2:
-        sample = sign * values[::stride]
-        rank = min(sample.shape[0] - 1, (2 * m) // stride + 1)
-        threshold = sign * np.partition(sample, rank)[rank]
-        count = _beyond(values, threshold, sign, idx)
-        if count >= m:
-            return _select(values, idx, count, m, sign, keys, ids)
-    for n in range(k):
-        idx[n] = n
-    return _select(values, idx, k, m, sign, keys, ids)
+        v = values[n]
+        key = -v
+        if n_top < m:
+            n_top = _push(top_k, top_i, n_top, v, -n)  # stored negated: (-key, -n)
+            if n_top == m:
+                top_root, top_root_i = -top_k[0], -top_i[0]
+        elif key < top_root or (key == top_root and n < top_root_i):
+            top_k[0] = v
+            top_i[0] = -n
+            _sift_down(top_k, top_i, n_top, 0)
+            top_root, top_root_i = -top_k[0], -top_i[0]
+        if n_low < m:
+            n_low = _push(low_k, low_i, n_low, key, -n)
+            if n_low == m:
+                low_root, low_root_i = -low_k[0], -low_i[0]
+        elif v < low_root or (v == low_root and n < low_root_i):
+            low_k[0] = key
+            low_i[0] = -n
+            _sift_down(low_k, low_i, n_low, 0)
+            low_root, low_root_i = -low_k[0], -low_i[0]
+    for keys, ids, size in ((top_k, top_i, n_top), (low_k, low_i, n_low)):
+        for t in range(size):  # back to (key, index) order, then heapify
+            keys[t] = -keys[t]
+            ids[t] = -ids[t]
+        for t in range(size // 2 - 1, -1, -1):
+            _sift_down(keys, ids, size, t)
+    return n_top, n_low
 
 
 @njit()
@@ -269,9 +255,7 @@ def _replay(
     top_i = np.empty(cap, dtype=np.int64)
     low_k = np.empty(cap)
     low_i = np.empty(cap, dtype=np.int64)
-    idx = np.empty(k, dtype=np.int64)
-    n_top = _candidates(counts, m, -1.0, top_k, top_i, idx)
-    n_low = _candidates(counts, m, 1.0, low_k, low_i, idx)
+    n_top, n_low = _select_both(counts, m, top_k, top_i, low_k, low_i)
     made = 0
     for _ in range(max_splits):
         while -top_k[0] != counts[top_i[0]]:  # stale: that node's count changed since
@@ -306,7 +290,7 @@ def _plan_compiled(
 
 
 @warms_up
-def _warm_up(methods: tuple[str, ...], distance: str) -> None:
-    """Load the planner's kernels if Split-and-Prune runs."""
-    if "sp" in methods:
+def _warm_up(methods: tuple[str, ...], distance: str, max_splits: int) -> None:
+    """Load the planner's kernels if Split-and-Prune runs with enough splits to use them."""
+    if "sp" in methods and max_splits >= _HEAP_THRESHOLD:
         _plan_compiled(np.array([0.0, 3.0, 1.0, 0.0, 2.0]), 8, 2.0, 0.5)
