@@ -309,3 +309,27 @@ def test_results_do_not_depend_on_the_thread_count():
     for other in runs[1:]:
         for name in ("gd", "sp"):
             assert np.array_equal(np.asarray(runs[0].nodes[name]), np.asarray(other.nodes[name]))
+
+
+def test_a_kernel_may_call_a_kernel_imported_from_another_module(tmp_path):
+    script = tmp_path / "cells.py"  # a file: numba caches only kernels that have one
+    script.write_text(
+        "import numpy as np\n"
+        "from toylab.fitting.compiled import njit\n"
+        "from toylab.fitting.grid_index import _cell\n"
+        "@njit()\n"
+        "def cells(points, g, out):\n"
+        "    for k in range(points.shape[0]):\n"
+        "        out[k] = _cell(points[k, 0], points[k, 1], g)\n"
+        "out = np.empty(3, dtype=np.int64)\n"
+        "cells(np.array([[-1.0, -1.0], [0.99, -1.0], [np.inf, np.nan]]), 4, out)\n"
+        "print(out.tolist())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert proc.stdout.strip() == "[0, 3, 3]", proc.stderr

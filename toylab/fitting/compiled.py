@@ -46,7 +46,7 @@ class Kernel:
             for name in self.py_func.__code__.co_names:
                 callee = scope.get(name)
                 if isinstance(callee, Kernel):  # kernels it calls must be numba's own first
-                    callee.compile()
+                    scope[name] = callee.compile()  # also where imported from another module
             if "prange" in self.py_func.__code__.co_names:
                 scope["prange"] = numba.prange
             if _threads is not None:
