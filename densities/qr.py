@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import segno
 
 from .grid import DensityError
 from .registry import register
@@ -48,6 +47,8 @@ def modules(data: str, error: str = "M") -> np.ndarray:
     free when that fits the same version. A payload that no version holds is a DensityError that
     names the largest payload that fits and the --bins such a code would need.
     """
+    import segno  # imported here: importing densities stays light
+
     try:
         data.encode("utf-8")
     except UnicodeEncodeError:

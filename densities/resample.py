@@ -7,8 +7,12 @@ pixel by the overlap area, so mass is neither shifted nor aliased whatever the r
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from scipy import sparse
+
+if TYPE_CHECKING:  # scipy.sparse is imported where used: importing densities stays light
+    from scipy import sparse
 
 
 def area_matrix(src: int, dst: int) -> sparse.csr_matrix:
@@ -29,6 +33,8 @@ def area_matrix(src: int, dst: int) -> sparse.csr_matrix:
     keep = (overlap > 0) & (j < src)
     rows = np.broadcast_to(i[:, None], j.shape)[keep]
     weights = overlap[keep] / src  # overlap / target cell length (= src units)
+    from scipy import sparse
+
     return sparse.csr_matrix((weights, (rows, j[keep])), shape=(dst, src))
 
 
@@ -68,4 +74,6 @@ def linear_matrix(src: int, dst: int) -> sparse.csr_matrix:
     rows = np.repeat(np.arange(dst), 2)
     cols = np.stack([lo, np.minimum(lo + 1, src - 1)], axis=1).ravel()
     weights = np.stack([1.0 - frac, frac], axis=1).ravel()
+    from scipy import sparse
+
     return sparse.csr_matrix((weights, (rows, cols)), shape=(dst, src))

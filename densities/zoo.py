@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import ndtr
 
 from .registry import register
 from .shapes import smooth_upsample
@@ -22,6 +21,8 @@ from .shapes import smooth_upsample
 def _cell_masses(centres: np.ndarray, sigma: float, bins: int) -> np.ndarray:
     """(len(centres), bins): mass of N(centre, sigma^2) in each of bins cells of [-1, 1]."""
     edges = np.linspace(-1.0, 1.0, bins + 1)
+    from scipy.special import ndtr  # imported here: importing densities stays light
+
     return np.diff(ndtr((edges[None, :] - centres[:, None]) / sigma), axis=1)
 
 

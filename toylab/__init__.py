@@ -2,11 +2,17 @@
 
 Library API: `fit` (train in memory), `evaluate` (score nodes against a density),
 `load_run` (read a run directory written by `toylab run`).
+
+The names are loaded on first use (PEP 562), so `import toylab` and the `toylab` command's
+--help and argument errors do not pay for numba, torch or matplotlib.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from toylab.api import FitResult, evaluate, fit, load_run

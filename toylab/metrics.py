@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from densities import Density, histogram
+from toylab.lazy import torch
 
 METRIC_NAMES = ("kl", "js", "tv", "hellinger")
 

@@ -202,7 +202,7 @@ PARAMS: tuple[Param, ...] = (
     P("beta_schedule", "choice", DEFAULT_SCHEDULE, "how beta goes from B0 to B1", choices=SCHEDULES, group="soft", method=True),
     P("seed", "int", 0, "random seed", minimum=0),
     P("device", "str", "cpu", "torch device: cpu or cuda[:N]"),
-    P("threads", "int", None, "torch threads (default 1, measured fastest for the small per-step work)", minimum=1, optional=True),
+    P("threads", "int", None, "threads of torch and of the compiled kernels (default 1, fastest for small batches; 2 pays at K >= 10^5 with batches of thousands; results do not depend on it)", minimum=1, optional=True),
     P("index", "choice", "auto", "nearest-node search: auto (the compiled grid index on CPU, brute force on a GPU), grid, kdtree (an exact KD-tree that follows moving nodes) or brute", choices=INDEXES, method=True),
     P("frames", "int", 96, "GIF frames recorded per target (0 = none)", minimum=0),
     P("eval_every", "int", None, "also log the KL every N steps (default: once per frame)", minimum=1, optional=True, metavar="N"),

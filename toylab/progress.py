@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 LOG_INTERVAL_S = 5.0
 """Outside a terminal, the progress is one line every this many seconds (the environment
@@ -71,6 +72,8 @@ def bar(
     file: Any = None,
 ) -> tqdm:
     """A tqdm bar on `file` (default stderr): live in a terminal, else a line every few seconds."""
+    from tqdm import tqdm  # imported here: help and argument errors never need it
+
     file = sys.stderr if file is None else file
     terminal = is_terminal(file)
     return tqdm(

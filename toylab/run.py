@@ -13,15 +13,16 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 
 import densities
 from toylab import streams
 from toylab.config import RunConfig
 from toylab.errors import ToylabError
+from toylab.fitting import compiled
 from toylab.fitting.compiled import warm_up_kernels
 from toylab.fitting.methods import Method, Step, make_method
 from toylab.kl_floors import floors
+from toylab.lazy import torch, when_imported
 from toylab.metrics import (
     METRIC_NAMES,
     evaluate_histogram,
@@ -67,9 +68,11 @@ def build_targets(config: RunConfig) -> list[densities.Density]:
 
 
 def set_threads(threads: int | None) -> int:
-    """Apply the thread count to torch (None = the measured default); return it."""
+    """Apply the thread count to torch and the compiled kernels (None = the measured
+    default); return it. torch is not imported for it: the count applies when it loads."""
     n = DEFAULT_THREADS if threads is None else threads
-    torch.set_num_threads(n)
+    when_imported(torch, lambda module: module.set_num_threads(n))
+    compiled.set_threads(n)
     return n
 
 
@@ -83,7 +86,8 @@ class Run:
         init = torch.from_numpy(streams.initial_nodes(config.seed, config.nodes)).to(self.device)
         settings = config.settings()
         if self.device.type == "cpu":
-            warm_up_kernels()  # compile (or load) numba kernels now, not inside the timed steps
+            # compile (or load) the numba kernels this run uses now, not inside the timed steps
+            warm_up_kernels(tuple(config.methods), config.distance, config.max_splits)
         self.methods: dict[str, Method] = {
             name: make_method(name, init, settings, streams.generator(config.seed, "method", name))
             for name in config.methods

@@ -3,6 +3,10 @@
 Every subcommand module exposes `add_parser(subparsers)`, which registers the command and sets
 `func` to a `main(args) -> int`. Errors a user can fix (ToylabError, DensityError) are printed
 as one line on stderr with exit status 2, never as a traceback.
+
+Start-up is part of the interface: building the parser, printing any --help and rejecting any
+argument must not import torch, numba, matplotlib or imageio (seconds between them). The
+subcommand modules import those inside the functions that use them; tests/test_speed.py checks.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-try:  # the heavy imports (torch, numba): a Ctrl-C here is one line, exit 130
+try:  # a Ctrl-C while importing is one line, exit 130
+    import toylab
     from densities import DensityError
     from toylab.cli import (
         densities_cmd,
@@ -33,6 +38,10 @@ class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are a single line on stderr."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if self.prog == "toylab":  # no or unknown command: the usage and the list of commands
+            self.print_help(sys.stderr)
+            message = message.replace("argument COMMAND: invalid choice", "unknown command")
+            message = message.replace("the following arguments are required: COMMAND", "no command")
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -41,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="toylab",
         description="A 2D density-estimation lab for Discrete Distribution Networks (DDN).",
+        epilog="`toylab COMMAND --help` describes a command's options.",
     )
+    parser.add_argument("--version", "-V", action="version", version=f"toylab {toylab.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
     for module in COMMANDS:

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 import densities
-from densities.sheet import contact_sheet
 from toylab.cli.common import add_target_options, target_options
 from toylab.errors import ToylabError
 from toylab.store.atomic import write_with
@@ -58,6 +57,8 @@ def write_sheet(out: Path, args: argparse.Namespace) -> None:
     options = target_options(args)
     names = [n for n in densities.names() if n != "image" or options.get("path") is not None]
     items = [densities.get(n, bins=bins, **densities.params_for(n, options)) for n in names]
+    from densities.sheet import contact_sheet  # matplotlib colormaps: imported when drawing
+
     sheet = contact_sheet(items)  # everything is built before anything is written
     try:
         write_with(out, lambda tmp: sheet.save(tmp, format="PNG"))

@@ -16,15 +16,17 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm import tqdm
 
 from toylab import progress
 from toylab.errors import ToylabError
 from toylab.run import Run, set_threads  # noqa: F401 (used by commands)
 from toylab.store import rundir
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 DEFAULT_CHECKPOINT_EVERY = 60.0
 """Seconds between periodic saves of the state: kill -9 loses at most this much work. A save

@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
+
+from toylab.lazy import torch  # imported on first use: `toylab --help` never needs it
 
 
 class NumpyBackend:
@@ -86,13 +87,15 @@ class TorchBackend:
     """Work arrays are torch tensors on `device` (the GPU path)."""
 
     name = "torch"
-    sqrt = staticmethod(torch.sqrt)
 
     def __init__(self, device: torch.device | str):
         self.device = torch.device(device)
 
     def work(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor
+
+    def sqrt(self, a: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(a)
 
     def points(self, points: Any) -> torch.Tensor:
         return torch.as_tensor(points, dtype=torch.float64, device=self.device)

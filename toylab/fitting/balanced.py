@@ -26,10 +26,10 @@ from functools import cache
 
 import numpy as np
 import torch
-from numba import njit  # a dependency; the per-step work below is compiled
 
 import densities
 from toylab.errors import ToylabError
+from toylab.fitting.compiled import njit
 from toylab.fitting.methods import Settings, SplitAndPrune, Step
 from toylab.fitting.splitting import plan_splits
 
@@ -39,13 +39,13 @@ OFFSET = 1.0  # copies at +-OFFSET sd along the principal axis (0, 0.3, 0.5 wors
 N_RESET = 0.0  # confidence a node keeps when the target changes (1 and 4: worse in the chain)
 
 
-@njit(cache=True, nogil=True)
+@njit()
 def _add_counts(counts, idx):
     for k in range(idx.shape[0]):
         counts[idx[k]] += 1.0
 
 
-@njit(cache=True, nogil=True)
+@njit()
 def _mean_update(pos, n, cov, points, idx, n_cap):
     """Running mean and exponentially weighted covariance, point by point in batch order."""
     for k in range(idx.shape[0]):
@@ -62,7 +62,7 @@ def _mean_update(pos, n, cov, points, idx, n_cap):
         cov[i, 2] = b * (cov[i, 2] + a * dy * dy)
 
 
-@njit(cache=True, nogil=True)
+@njit()
 def principal_axis(sxx, sxy, syy):
     """Unit principal direction (ux, uy) and variance along it of the covariance (xx, xy, yy)."""
     lam = 0.5 * (sxx + syy) + np.hypot(0.5 * (sxx - syy), sxy)
@@ -75,7 +75,7 @@ def principal_axis(sxx, sxy, syy):
     return 0.0, 1.0, max(lam, 0.0)
 
 
-@njit(cache=True, nogil=True)
+@njit()
 def _split_pair(pos, cov, n, i, j, offset, halve_n):
     """Node j (pruned) becomes a copy of node i, the two placed +-offset sd apart along i's
     principal axis; each keeps the covariance of a uniform spread cut in two there (1/4 of the

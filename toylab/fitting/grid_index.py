@@ -1,6 +1,6 @@
 """A uniform-grid index of the nodes, compiled with numba: exact nearest nodes in O(1) a query.
 
-The square [-1, 1]^2 is cut into g x g cells (g ~ sqrt(K / 2), two nodes a cell on average);
+The square [-1, 1]^2 is cut into g x g cells (g ~ 2 sqrt(K), see `grid_size`);
 each cell keeps a doubly linked list of its nodes, so a node that moves changes lists in O(1)
 and the index never needs a rebuild. A query scans the rings of cells around the point's cell:
 a node in ring k lies at least (k - 1) cell widths away in x or in y, so once the best distance
@@ -11,6 +11,14 @@ lowest index. Distances are computed with brute force's formula (|dx| + |dy|, or
 in float64, so even rounding agrees.
 
 numba compiles these kernels once per machine (cached beside the module, a few seconds).
+Whatever the coordinates (nodes far outside the square, inf, nan), every cell index stays inside
+the grid: `_cell` clamps in floating point before converting, and a query whose distances are
+all nan or inf (nodes that diverged) answers node 0 rather than an invalid index.
+
+Large batches (PARALLEL_POINTS and more) are answered on all of numba's threads (`prange`),
+visiting the points sorted by cell so that neighbouring queries find their cells and nodes in
+cache (1.5x fewer cycles at K = 10^6). Each point's answer depends only on the index, so the
+result is the same whatever the order and the thread count.
 """
 
 from __future__ import annotations
@@ -19,29 +27,30 @@ import math
 
 import numpy as np
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; this keeps a clear message
-    njit = None
+from toylab.fitting.compiled import AVAILABLE, njit, prange, warms_up
 
-AVAILABLE = njit is not None
-
-
-def _jit(fn):
-    return njit(cache=True, nogil=True)(fn) if AVAILABLE else fn
+_jit = njit()
+PARALLEL_POINTS = 2048  # from this many points a query, use every thread (measured to pay)
 
 
 @_jit
 def _cell(x: float, y: float, g: int) -> int:
-    """Cell of a point: column from x, row from y, clipped into the grid (NaN -> 0)."""
+    """Cell of a point: column from x, row from y, clipped into the grid (nan -> 0, inf -> edge).
+
+    The clamp happens before `int()`: converting inf, nan or a huge float is undefined in
+    compiled code (it gave negative indices, hence out-of-bounds writes)."""
     cx = (x + 1.0) * (g / 2.0)
     cy = (y + 1.0) * (g / 2.0)
-    i = int(cx) if cx >= 0.0 else 0
-    j = int(cy) if cy >= 0.0 else 0
-    if i > g - 1:
+    i = 0
+    j = 0
+    if cx >= g - 1.0:
         i = g - 1
-    if j > g - 1:
+    elif cx > 0.0:  # false for nan
+        i = int(cx)
+    if cy >= g - 1.0:
         j = g - 1
+    elif cy > 0.0:
+        j = int(cy)
     return j * g + i
 
 
@@ -121,6 +130,38 @@ def _scan(
 
 
 @_jit
+def _nearest(
+    px: float, py: float, pos: np.ndarray, g: int, head: np.ndarray, nxt: np.ndarray, l1: bool
+) -> int:
+    """Nearest node of one point: rings of cells around its cell until none can do better."""
+    h = 2.0 / g
+    c0 = _cell(px, py, g)
+    ci, cj = c0 % g, c0 // g
+    best_d = math.inf
+    best = -1
+    r = 0
+    while True:
+        i_lo, i_hi, j_lo, j_hi = ci - r, ci + r, cj - r, cj + r
+        for j in range(max(j_lo, 0), min(j_hi, g - 1) + 1):
+            edge_row = j == j_lo or j == j_hi  # noqa: SIM109 (plain compares for numba)
+            if edge_row:
+                for i in range(max(i_lo, 0), min(i_hi, g - 1) + 1):
+                    best_d, best = _scan(j * g + i, px, py, pos, head, nxt, l1, best_d, best)
+            else:
+                if i_lo >= 0:
+                    best_d, best = _scan(j * g + i_lo, px, py, pos, head, nxt, l1, best_d, best)
+                if i_hi <= g - 1 and i_hi != i_lo:
+                    best_d, best = _scan(j * g + i_hi, px, py, pos, head, nxt, l1, best_d, best)
+        if i_lo <= 0 and i_hi >= g - 1 and j_lo <= 0 and j_hi >= g - 1:
+            break  # the whole grid has been scanned
+        bound = r * h  # every node in ring r + 1 or beyond is at least this far in x or y
+        if best >= 0 and best_d < (bound if l1 else bound * bound):
+            break
+        r += 1
+    return best if best >= 0 else 0  # every distance nan or inf: diverged nodes, answer node 0
+
+
+@_jit
 def _query(
     points: np.ndarray,
     pos: np.ndarray,
@@ -130,38 +171,42 @@ def _query(
     l1: bool,
     out: np.ndarray,
 ) -> None:
-    h = 2.0 / g
     for k in range(points.shape[0]):
-        px, py = points[k, 0], points[k, 1]
-        c0 = _cell(px, py, g)
-        ci, cj = c0 % g, c0 // g
-        best_d = math.inf
-        best = -1
-        r = 0
-        while True:
-            i_lo, i_hi, j_lo, j_hi = ci - r, ci + r, cj - r, cj + r
-            for j in range(max(j_lo, 0), min(j_hi, g - 1) + 1):
-                edge_row = j == j_lo or j == j_hi  # noqa: SIM109 (plain compares for numba)
-                if edge_row:
-                    for i in range(max(i_lo, 0), min(i_hi, g - 1) + 1):
-                        best_d, best = _scan(j * g + i, px, py, pos, head, nxt, l1, best_d, best)
-                else:
-                    if i_lo >= 0:
-                        best_d, best = _scan(j * g + i_lo, px, py, pos, head, nxt, l1, best_d, best)
-                    if i_hi <= g - 1 and i_hi != i_lo:
-                        best_d, best = _scan(j * g + i_hi, px, py, pos, head, nxt, l1, best_d, best)
-            if i_lo <= 0 and i_hi >= g - 1 and j_lo <= 0 and j_hi >= g - 1:
-                break  # the whole grid has been scanned
-            bound = r * h  # every node in ring r + 1 or beyond is at least this far in x or y
-            if best >= 0 and best_d < (bound if l1 else bound * bound):
-                break
-            r += 1
-        out[k] = best
+        out[k] = _nearest(points[k, 0], points[k, 1], pos, g, head, nxt, l1)
+
+
+@_jit
+def _cells(points: np.ndarray, g: int, out: np.ndarray) -> None:
+    for k in range(points.shape[0]):
+        out[k] = _cell(points[k, 0], points[k, 1], g)
+
+
+@njit(parallel=True)
+def _query_parallel(
+    points: np.ndarray,
+    order: np.ndarray,
+    pos: np.ndarray,
+    g: int,
+    head: np.ndarray,
+    nxt: np.ndarray,
+    l1: bool,
+    out: np.ndarray,
+) -> None:
+    """`_query` on every thread, visiting the points in `order` (by cell: neighbouring
+    queries then read the same cells and nodes, from cache)."""
+    for t in prange(order.shape[0]):
+        k = order[t]
+        out[k] = _nearest(points[k, 0], points[k, 1], pos, g, head, nxt, l1)
 
 
 def grid_size(k: int) -> int:
-    """Cells per side: about two nodes a cell over the square, at most 4096."""
-    return int(min(4096, max(1, round(math.sqrt(k / 2.0)))))
+    """Cells per side: 4 K cells over the square (a quarter of a node a cell), at most 4096.
+
+    Nodes gather where the target has mass, so the cells the queries visit hold many more
+    nodes than the average: with K / 2 cells (two nodes a cell) a K = 10^6 spiral fit reached
+    ~60 nodes scanned a query (57 ms a step of 10^4 points); with 4 K cells, 8 ms. Answers do
+    not depend on the grid (exact search, ties to the lowest index); memory stays O(K)."""
+    return int(min(4096, max(1, round(math.sqrt(4.0 * k)))))
 
 
 class GridIndex:
@@ -205,14 +250,21 @@ class GridIndex:
 
     def query(self, points: np.ndarray) -> np.ndarray:
         """Nearest node of each point, exactly as `brute_force_nearest` answers."""
+        points = np.ascontiguousarray(points, dtype=np.float64)
         out = np.empty(points.shape[0], dtype=np.int64)
-        _query(
-            np.ascontiguousarray(points, dtype=np.float64),
-            self.positions,
-            self.g,
-            self._head,
-            self._next,
-            self._l1,
-            out,
-        )
+        args = (self.positions, self.g, self._head, self._next, self._l1, out)
+        if points.shape[0] < PARALLEL_POINTS:
+            _query(points, *args)
+            return out
+        cells = np.empty(points.shape[0], dtype=np.int64)
+        _cells(points, self.g, cells)
+        _query_parallel(points, np.argsort(cells, kind="stable"), *args)
         return out
+
+
+@warms_up
+def _warm_up(methods: tuple[str, ...], distance: str, max_splits: int) -> None:
+    """Load the query and move kernels (every method keeps an index on CPU)."""
+    index = GridIndex(np.array([[0.0, 0.0], [0.5, 0.5]]), distance)
+    index.query(np.array([[0.1, 0.1]]))
+    index.mark_moved(np.array([0]))

@@ -13,15 +13,9 @@ from typing import Any
 import numpy as np
 
 from toylab.fitting.backend import NUMPY, Backend
+from toylab.fitting.compiled import njit
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency
-    njit = None
-
-
-def _jit(fn):
-    return njit(cache=True, nogil=True)(fn) if njit is not None else fn
+_jit = njit()
 
 
 @_jit

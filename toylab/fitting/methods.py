@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 
 import densities
 from toylab.catalog import CATALOG
@@ -31,6 +30,7 @@ from toylab.fitting.soft import SoftSelector
 from toylab.fitting.soft_kernel import AVAILABLE as SOFT_COMPILED
 from toylab.fitting.soft_kernel import soft_draw
 from toylab.fitting.splitting import plan_splits
+from toylab.lazy import torch
 from toylab.params import Settings
 
 __all__ = [

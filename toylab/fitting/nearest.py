@@ -20,10 +20,11 @@ brute force in torch is fast enough and is used instead.
 from __future__ import annotations
 
 import numpy as np
-import torch
-from scipy.spatial import cKDTree
 
+from toylab.lazy import lazy, torch
 from toylab.params import DISTANCES, INDEXES  # noqa: F401 (re-exported)
+
+spatial = lazy("scipy.spatial")  # cKDTree, the index without numba (0.5 s to import)
 
 CHUNK_ELEMENTS = 1 << 21  # bound on the size of (points x nodes) temporaries
 # Cost model of the index (units ~ns on this machine, measured; only ratios matter): a
@@ -141,7 +142,7 @@ class KDTreeIndex:
         self._dirty_mask = np.zeros(n, dtype=bool)
         self._dirty_buf = np.empty(n, dtype=np.int64)
         self._n_dirty = 0
-        self._tree: cKDTree | None = None
+        self._tree: spatial.cKDTree | None = None
         self.rebuild()
 
     # -- maintenance ----------------------------------------------------------------------
@@ -171,7 +172,7 @@ class KDTreeIndex:
             in_tree = np.flatnonzero(in_tree_mask)
         self._tree_nodes = in_tree
         self._snapshot = pos[in_tree]
-        self._tree = cKDTree(self._snapshot, balanced_tree=False, compact_nodes=False)
+        self._tree = spatial.cKDTree(self._snapshot, balanced_tree=False, compact_nodes=False)
         self._dirty_mask[:] = False
         self._dirty_mask[repeats] = True
         self._n_dirty = repeats.size
@@ -258,7 +259,7 @@ class KDTreeIndex:
         """The same answer through a KD-tree of the dirty nodes (many dirty nodes)."""
         pos_dirty = self.positions[dirty]
         k = min(_TIE_NEIGHBOURS, dirty.size)
-        _, leaf = cKDTree(pos_dirty, balanced_tree=False, compact_nodes=False).query(
+        _, leaf = spatial.cKDTree(pos_dirty, balanced_tree=False, compact_nodes=False).query(
             points, k=k, p=self._p
         )
         leaf = leaf.reshape(points.shape[0], k)

@@ -22,24 +22,20 @@ from typing import Any
 import numpy as np
 
 from toylab.fitting.backend import NUMPY, Backend, StateMixin, group_by_node
+from toylab.fitting.compiled import AVAILABLE as COMPILED
+from toylab.fitting.compiled import njit, warms_up
 from toylab.params import DEFAULT_LR, OPTIMIZERS
 
 __all__ = ["DEFAULT_LR", "OPTIMIZERS", "SGD", "Adam", "group_by_node", "make_optimizer"]
 
 
-try:
-    from numba import njit
-
-    @njit(cache=True, nogil=True)
-    def _sgd_in_order(pos: np.ndarray, points: np.ndarray, idx: np.ndarray, a: float) -> None:
-        """The reference's loop itself, compiled: node += a (x - node), point by point."""
-        for k in range(idx.shape[0]):
-            n = idx[k]
-            pos[n, 0] += a * (points[k, 0] - pos[n, 0])
-            pos[n, 1] += a * (points[k, 1] - pos[n, 1])
-
-except ImportError:  # pragma: no cover - numba is a dependency
-    _sgd_in_order = None
+@njit()
+def _sgd_in_order(pos: np.ndarray, points: np.ndarray, idx: np.ndarray, a: float) -> None:
+    """The reference's loop itself, compiled: node += a (x - node), point by point."""
+    for k in range(idx.shape[0]):
+        n = idx[k]
+        pos[n, 0] += a * (points[k, 0] - pos[n, 0])
+        pos[n, 1] += a * (points[k, 1] - pos[n, 1])
 
 
 class SGD(StateMixin):
@@ -56,7 +52,7 @@ class SGD(StateMixin):
         """Move the matched nodes; return the nodes that moved (repeats allowed)."""
         a = 2.0 * self.lr
         pos, b = self.positions, self.backend
-        if _sgd_in_order is not None and b is NUMPY:
+        if COMPILED and b is NUMPY:
             _sgd_in_order(
                 pos,
                 np.ascontiguousarray(points, dtype=np.float64),
@@ -133,3 +129,9 @@ def make_optimizer(
     """The optimizer called `name` over these positions (lr None = its default)."""
     lr = DEFAULT_LR[name] if lr is None else lr
     return SGD(positions, lr, backend) if name == "sgd" else Adam(positions, lr, backend)
+
+
+@warms_up
+def _warm_up(methods: tuple[str, ...], distance: str, max_splits: int) -> None:
+    """Load the in-order SGD kernel."""
+    SGD(np.array([[0.0, 0.0], [0.5, 0.5]]), 0.2).step(np.array([[0.1, 0.1]]), np.array([0]))

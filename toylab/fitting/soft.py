@@ -20,10 +20,10 @@ draw is done with the Gumbel-max trick in torch.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from toylab.fitting.nearest import CHUNK_ELEMENTS, Scratch, distances_np, distances_torch
 from toylab.fitting.soft_kernel import TRUNCATE
+from toylab.lazy import torch
 
 _SPARSE_BELOW = 0.25  # use the candidate list when it holds under this share of the table
 _BLOCK = 128  # nodes per block in the dense path's two-level running sums

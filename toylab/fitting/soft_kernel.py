@@ -18,17 +18,12 @@ import math
 
 import numpy as np
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency
-    njit = None
+from toylab.fitting.compiled import AVAILABLE, njit, warms_up  # noqa: F401 (AVAILABLE: methods.py reads it here)
 
-AVAILABLE = njit is not None
 TRUNCATE = 46.0  # weights below e^-46 of the nearest node's are dropped in the local scan
 
 
-def _jit(fn):
-    return njit(cache=True, nogil=True)(fn) if AVAILABLE else fn
+_jit = njit()
 
 
 @_jit
@@ -136,3 +131,13 @@ def soft_draw(points: np.ndarray, index, beta: float, rng: np.random.Generator) 
         out,
     )
     return out
+
+
+@warms_up
+def _warm_up(methods: tuple[str, ...], distance: str, max_splits: int) -> None:
+    """Load the draw kernels if soft selection runs."""
+    if "soft" in methods:
+        from toylab.fitting.grid_index import GridIndex
+
+        index = GridIndex(np.array([[0.0, 0.0], [0.5, 0.5]]), distance)
+        soft_draw(np.array([[0.1, 0.1]]), index, 1.0, np.random.default_rng(0))

@@ -12,14 +12,23 @@ optimizer state in the same order. One split costs two O(K) reductions. Many spl
 (large K) would cost O(max_splits K), so the many-split path first picks the max_splits
 largest and smallest counts (exact ties by index) and replays the rule on those candidates
 with two heaps: the same pairs in the same order, in O(K + max_splits log max_splits).
+
+On CPU (numpy counts) that candidate replay is compiled (`_plan_compiled`): one pass over the
+counts keeps the max_splits largest and smallest (bounded heaps), then the replay runs on
+array heaps, a few milliseconds at K = 10^6 with 2,000 splits where the Python heaps took
+~30 ms. The Python heap replay stays for torch counts (GPU) and as the reference in tests.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 
 import numpy as np
-import torch
+
+from toylab.fitting.compiled import AVAILABLE as COMPILED
+from toylab.fitting.compiled import njit, warms_up
+from toylab.lazy import torch
 
 _HEAP_THRESHOLD = 4  # from this many splits a step on, use the candidate-heap path
 
@@ -40,6 +49,8 @@ def plan_splits(
         return []
     if max_splits < _HEAP_THRESHOLD:
         return _plan_direct(counts, max_splits, split_ratio, prune_ratio)
+    if COMPILED and isinstance(counts, np.ndarray):
+        return _plan_compiled(counts, max_splits, split_ratio, prune_ratio)
     return _plan_heap(counts, max_splits, split_ratio, prune_ratio)
 
 
@@ -127,3 +138,159 @@ def _plan_heap(
     elif current:
         counts[np.fromiter(current, np.int64)] = np.fromiter(current.values(), np.float64)
     return pairs
+
+
+# --- compiled replay: binary heaps on arrays, ordered by (key, index) ------------------------
+# The top heap holds (-count, node) and the low heap (count, node): both pop the smallest key,
+# lowest node first on ties, which is the order argmax / argmin visit.
+
+
+@njit()
+def _less(ka: float, ia: int, kb: float, ib: int) -> bool:
+    return ka < kb or (ka == kb and ia < ib)
+
+
+@njit()
+def _sift_down(keys: np.ndarray, ids: np.ndarray, size: int, pos: int) -> None:
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            return
+        if child + 1 < size and _less(keys[child + 1], ids[child + 1], keys[child], ids[child]):
+            child += 1
+        if not _less(keys[child], ids[child], keys[pos], ids[pos]):
+            return
+        keys[pos], keys[child] = keys[child], keys[pos]
+        ids[pos], ids[child] = ids[child], ids[pos]
+        pos = child
+
+
+@njit()
+def _push(keys: np.ndarray, ids: np.ndarray, size: int, key: float, node: int) -> int:
+    pos = size
+    keys[pos] = key
+    ids[pos] = node
+    while pos > 0:
+        parent = (pos - 1) // 2
+        if not _less(keys[pos], ids[pos], keys[parent], ids[parent]):
+            break
+        keys[pos], keys[parent] = keys[parent], keys[pos]
+        ids[pos], ids[parent] = ids[parent], ids[pos]
+        pos = parent
+    return size + 1
+
+
+@njit()
+def _pop(keys: np.ndarray, ids: np.ndarray, size: int) -> int:
+    size -= 1
+    keys[0] = keys[size]
+    ids[0] = ids[size]
+    _sift_down(keys, ids, size, 0)
+    return size
+
+
+@njit()
+def _select_both(
+    values: np.ndarray,
+    m: int,
+    top_k: np.ndarray,
+    top_i: np.ndarray,
+    low_k: np.ndarray,
+    low_i: np.ndarray,
+) -> tuple[int, int]:
+    """In one pass, the m nodes first by (-value, index) and the m first by (value, index),
+    each as a heap ready for the replay. While filling, each is a bounded heap whose root is
+    its worst kept candidate (pairs stored negated so that the root is the largest pair); the
+    roots are kept in locals, so most values cost two comparisons."""
+    n_top = 0
+    n_low = 0
+    top_root = math.inf  # worst kept (-value, index) pair, as (key, index); inf: not full
+    top_root_i = 0
+    low_root = math.inf
+    low_root_i = 0
+    for n in range(values.shape[0]):
+        v = values[n]
+        key = -v
+        if n_top < m:
+            n_top = _push(top_k, top_i, n_top, v, -n)  # stored negated: (-key, -n)
+            if n_top == m:
+                top_root, top_root_i = -top_k[0], -top_i[0]
+        elif key < top_root or (key == top_root and n < top_root_i):
+            top_k[0] = v
+            top_i[0] = -n
+            _sift_down(top_k, top_i, n_top, 0)
+            top_root, top_root_i = -top_k[0], -top_i[0]
+        if n_low < m:
+            n_low = _push(low_k, low_i, n_low, key, -n)
+            if n_low == m:
+                low_root, low_root_i = -low_k[0], -low_i[0]
+        elif v < low_root or (v == low_root and n < low_root_i):
+            low_k[0] = key
+            low_i[0] = -n
+            _sift_down(low_k, low_i, n_low, 0)
+            low_root, low_root_i = -low_k[0], -low_i[0]
+    for keys, ids, size in ((top_k, top_i, n_top), (low_k, low_i, n_low)):
+        for t in range(size):  # back to (key, index) order, then heapify
+            keys[t] = -keys[t]
+            ids[t] = -ids[t]
+        for t in range(size // 2 - 1, -1, -1):
+            _sift_down(keys, ids, size, t)
+    return n_top, n_low
+
+
+@njit()
+def _replay(
+    counts: np.ndarray,
+    max_splits: int,
+    total: float,
+    split_ratio: float,
+    prune_ratio: float,
+    out: np.ndarray,
+) -> int:
+    """`_plan_heap`'s loop on array heaps; counts change in place; returns the pairs made."""
+    k = counts.shape[0]
+    m = min(max_splits, k)
+    cap = m + 2 * max_splits + 1
+    top_k = np.empty(cap)
+    top_i = np.empty(cap, dtype=np.int64)
+    low_k = np.empty(cap)
+    low_i = np.empty(cap, dtype=np.int64)
+    n_top, n_low = _select_both(counts, m, top_k, top_i, low_k, low_i)
+    made = 0
+    for _ in range(max_splits):
+        while -top_k[0] != counts[top_i[0]]:  # stale: that node's count changed since
+            n_top = _pop(top_k, top_i, n_top)
+        while low_k[0] != counts[low_i[0]]:
+            n_low = _pop(low_k, low_i, n_low)
+        c_i, i = -top_k[0], top_i[0]
+        c_j, j = low_k[0], low_i[0]
+        if i == j or not (c_i > split_ratio / k * total or c_j < prune_ratio / k * total):
+            break
+        half = c_i / 2
+        counts[i] = half
+        counts[j] = half
+        total = total - c_i - c_j + 2 * half
+        n_top = _push(top_k, top_i, n_top, -half, i)
+        n_top = _push(top_k, top_i, n_top, -half, j)
+        n_low = _push(low_k, low_i, n_low, half, i)
+        n_low = _push(low_k, low_i, n_low, half, j)
+        out[made, 0] = i
+        out[made, 1] = j
+        made += 1
+    return made
+
+
+def _plan_compiled(
+    counts: np.ndarray, max_splits: int, split_ratio: float, prune_ratio: float
+) -> list[tuple[int, int]]:
+    """Same pairs as `_plan_heap` (and `_plan_direct`), compiled; counts updated in place."""
+    out = np.empty((max_splits, 2), dtype=np.int64)
+    made = _replay(counts, max_splits, float(counts.sum()), split_ratio, prune_ratio, out)
+    return list(zip(out[:made, 0].tolist(), out[:made, 1].tolist(), strict=True))
+
+
+@warms_up
+def _warm_up(methods: tuple[str, ...], distance: str, max_splits: int) -> None:
+    """Load the planner's kernels if Split-and-Prune runs with enough splits to use them."""
+    if "sp" in methods and max_splits >= _HEAP_THRESHOLD:
+        _plan_compiled(np.array([0.0, 3.0, 1.0, 0.0, 2.0]), 8, 2.0, 0.5)

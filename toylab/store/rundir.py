@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from toylab.config import RunConfig
 from toylab.errors import ToylabError
+from toylab.lazy import torch
 from toylab.metrics import METRIC_NAMES
 from toylab.store.atomic import write_json, write_text, write_with
 from toylab.store.frames import FRAMES_FILE, Frames

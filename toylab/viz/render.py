@@ -106,10 +106,15 @@ def check_theme(theme: str) -> str:
 @cache
 def palette(theme: str = DEFAULT_THEME) -> np.ndarray:
     """The fixed (256, 3) uint8 palette of a theme: colour map, greys, one free slot."""
-    from matplotlib import colormaps
-
     t = THEMES[check_theme(theme)]
-    cmap = colormaps[t.cmap].resampled(N_VIRIDIS)(np.arange(N_VIRIDIS))[:, :3]
+    if t.cmap == "viridis":  # the default: matplotlib's table, without importing matplotlib
+        from toylab.viz.viridis import viridis_240
+
+        cmap = viridis_240()[:N_VIRIDIS] / 255.0
+    else:
+        from matplotlib import colormaps
+
+        cmap = colormaps[t.cmap].resampled(N_VIRIDIS)(np.arange(N_VIRIDIS))[:, :3]
     ramp = np.linspace(0.0, 1.0, N_GREYS)[:, None]
     greys = (1 - ramp) * np.array(t.background) + ramp * np.array(t.text)
     pal = np.zeros((256, 3), dtype=np.uint8)

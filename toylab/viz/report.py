@@ -6,7 +6,7 @@ marked), the final
 metrics table (one block per target) and the run's configuration. An interrupted run (a target
 with "complete": false in metrics.json, or targets not begun) says so in a banner at the top.
 
-Images are inlined as base64 data URIs (PNG for the curves and final.png), so the page needs
+Images are inlined as base64 data URIs (SVG for the curves, PNG for final.png), so the page needs
 no other file; the GIF is inlined too up to INLINE_GIF_MAX bytes and otherwise referenced as
 comparison.gif beside the report (a relative URL, which file:// pages load).
 
@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import math
 from pathlib import Path
 from typing import Any
-
-from matplotlib.ticker import LogFormatter
 
 from toylab.errors import ToylabError
 from toylab.metrics import METRIC_NAMES
@@ -122,108 +119,163 @@ def _data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-class _PlainLogFormatter(LogFormatter):
-    """Log-axis labels as plain numbers (0.6, 2, 30), never 6e-01."""
+# matplotlib's default colour cycle (C0, C1, ...), so the curves match the other pictures.
+_CYCLE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+_W, _H = 950, 420  # the SVG's size in CSS pixels
+_L, _R, _T, _B = 76, 740, 50, 365  # plot area: left, right, top, bottom
 
-    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
-        return f"{x:g}"
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """Tick values on a log axis from lo to hi: decades, with 2 and 5 when few decades show."""
+    d0, d1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    mults = (1, 2, 5) if d1 - d0 <= 3 else (1,)
+    ticks = [m * 10.0**d for d in range(d0, d1 + 1) for m in mults]
+    return [t for t in ticks if lo * 0.999 <= t <= hi * 1.001]
 
 
-def kl_curves_png(
+_REAL_STYLE = ' stroke="black" stroke-dasharray="5,3"'
+_FLOOR_COLOUR = "#2a7f2a"
+_FLOOR_STYLE = f' stroke="{_FLOOR_COLOUR}" stroke-dasharray="8,3,2,3"'
+
+
+def kl_curves_svg(
     rows: list[dict[str, Any]], metrics: dict[str, Any], args: dict[str, Any]
 ) -> bytes | None:
-    """PNG of KL over steps per method (log y), the real-samples KL per target, target switches."""
+    """SVG of KL over steps per method (log y), the real-samples KL per target, target switches.
+
+    Written directly as SVG text (a few ms): drawing it with matplotlib cost ~1 s of a default
+    run, most of it importing matplotlib.
+    """
     if not rows:
         return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     methods = list(dict.fromkeys(r["method"] for r in rows))
     order = [m for m in args.get("methods", []) if m in methods] + [
         m for m in methods if m not in args.get("methods", [])
     ]
     steps = int(args.get("steps") or max(r["step"] for r in rows) or 1)
     last = max(r["step"] for r in rows)
-    fig = Figure(figsize=(9.5, 4.2), dpi=100, facecolor="white")
-    FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.08, 0.13, 0.7, 0.75))
-    colours = {m: f"C{i}" for i, m in enumerate(order)}
-    for m in order:
-        pts = [(r["step"], r["kl"]) for r in rows if r["method"] == m and math.isfinite(r["kl"])]
-        if pts:
-            xs, ys = zip(*pts, strict=True)
-            ax.plot(
-                xs,
-                [max(y, 1e-6) for y in ys],
-                color=colours[m],
-                lw=1.8,
-                label=m,
-                marker="o" if len(pts) < 30 else None,
-                ms=3,
-            )
     targets = metrics.get("targets", [])
-    for t, target in enumerate(targets):
-        real = target.get("real_samples", {}).get("kl")
-        x0, x1 = t * steps, min((t + 1) * steps, max(last, t * steps + 1))
-        if real is not None and math.isfinite(real):
-            ax.hlines(
-                max(real, 1e-6),
-                x0,
-                x1,
-                colors="black",
-                linestyles="--",
-                lw=1.3,
-                label="real samples" if t == 0 else None,
-            )
-        floor = (target.get("floors") or {}).get("data_floor")
-        if floor is not None and math.isfinite(floor):  # toylab.floors on the run's own data
-            ax.hlines(
-                max(floor, 1e-6),
-                x0,
-                x1,
-                colors="#2a7f2a",
-                linestyles="-.",
-                lw=1.3,
-                label="data-budget floor" if t == 0 else None,
-            )
     names = list(args.get("targets") or [t.get("target", "") for t in targets])
     n_targets = max(len(names), len(targets))
     planned = n_targets * steps
+    x_max = max(planned, last, 1)
+    curves = {m: [(r["step"], max(r["kl"], 1e-6)) for r in rows if r["method"] == m] for m in order}
+    curves = {m: [p for p in pts if math.isfinite(p[1])] for m, pts in curves.items()}
+    reals = [t.get("real_samples", {}).get("kl") for t in targets]
+    reals = [max(v, 1e-6) if v is not None and math.isfinite(v) else None for v in reals]
+    floors = [(t.get("floors") or {}).get("data_floor") for t in targets]  # toylab.floors
+    floors = [max(v, 1e-6) if v is not None and math.isfinite(v) else None for v in floors]
+    values = [y for pts in curves.values() for _, y in pts] + [v for v in reals + floors if v]
+    lo, hi = (min(values), max(values)) if values else (0.1, 1.0)
+    lo, hi = lo / 1.3, hi * 1.3
+    if hi / lo < 10:  # at least a decade, centred
+        mid = math.sqrt(lo * hi)
+        lo, hi = mid / math.sqrt(10), mid * math.sqrt(10)
+    span = math.log10(hi / lo)
+
+    def px(x: float) -> float:
+        return _L + (_R - _L) * x / x_max
+
+    def py(y: float) -> float:
+        return _B - (_B - _T) * math.log10(y / lo) / span
+
+    esc = html.escape
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
+        f'viewBox="0 0 {_W} {_H}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">',
+        f'<rect width="{_W}" height="{_H}" fill="white"/>',
+        f'<text x="{_L}" y="{_T - 14}" font-size="15">'
+        "KL divergence over training (lower is better)</text>",
+    ]
+    if last < planned:  # an interrupted run: show what was not done
+        out.append(
+            f'<rect x="{px(last):.1f}" y="{_T}" width="{px(planned) - px(last):.1f}" '
+            f'height="{_B - _T}" fill="#999999" fill-opacity="0.12"/>'
+            f'<text x="{(px(last) + px(planned)) / 2:.1f}" y="{(_T + _B) / 2:.1f}" '
+            'text-anchor="middle" font-size="13" fill="#666666">not run (interrupted)</text>'
+        )
+    for t in _log_ticks(lo, hi):  # grid and y labels
+        y = py(t)
+        out.append(
+            f'<line x1="{_L}" x2="{_R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#b0b0b0" '
+            f'stroke-opacity="0.5"/><text x="{_L - 6}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{t:g}</text>"
+        )
+    x_step = 10 ** math.floor(math.log10(x_max / 2))
+    x_step *= 2 if x_max / x_step > 12 else 1
+    for k in range(0, int(x_max // x_step) + 1):
+        x = px(k * x_step)
+        out.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_B}" y2="{_B + 5}" stroke="black"/>'
+            f'<text x="{x:.1f}" y="{_B + 19}" text-anchor="middle">{k * x_step:g}</text>'
+        )
     for t in range(n_targets):
         if t:
-            ax.axvline(t * steps, color="grey", lw=1, ls=":")
-        if n_targets > 1 and t < len(names):
-            ax.annotate(
-                str(names[t]),
-                xy=(t * steps, 1),
-                xycoords=("data", "axes fraction"),
-                xytext=(4, -14),
-                textcoords="offset points",
-                fontsize=9,
-                color="#444444",
+            out.append(
+                f'<line x1="{px(t * steps):.1f}" x2="{px(t * steps):.1f}" y1="{_T}" y2="{_B}" '
+                'stroke="grey" stroke-dasharray="1,3"/>'
             )
-    if last < planned:  # an interrupted run: show what was not done
-        ax.axvspan(last, planned, color="#999999", alpha=0.12, lw=0)
-        ax.annotate(
-            "not run (interrupted)",
-            xy=((last + planned) / 2, 0.5),
-            xycoords=("data", "axes fraction"),
-            ha="center",
-            fontsize=10,
-            color="#666666",
+        if n_targets > 1 and t < len(names):
+            out.append(
+                f'<text x="{px(t * steps) + 4:.1f}" y="{_T + 14}" font-size="11" '
+                f'fill="#444444">{esc(str(names[t]))}</text>'
+            )
+        x0, x1 = px(t * steps), px(min((t + 1) * steps, max(last, t * steps + 1)))
+        for level, style in (
+            (reals[t] if t < len(reals) else None, _REAL_STYLE),
+            (floors[t] if t < len(floors) else None, _FLOOR_STYLE),
+        ):
+            if level is not None:
+                out.append(
+                    f'<line x1="{x0:.1f}" x2="{x1:.1f}" y1="{py(level):.1f}" '
+                    f'y2="{py(level):.1f}" stroke-width="1.3"{style}/>'
+                )
+    legend = []
+    for i, m in enumerate(order):
+        colour = _CYCLE[i % len(_CYCLE)]
+        pts = curves[m]
+        if pts:
+            coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
+            out.append(
+                f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="1.8"/>'
+            )
+            if len(pts) < 30:
+                out += [
+                    f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{colour}"/>'
+                    for x, y in pts
+                ]
+        legend.append((m, colour, ""))
+    if any(r is not None for r in reals):
+        legend.append(("real samples", "black", ' stroke-dasharray="5,3"'))
+    if any(f is not None for f in floors):
+        legend.append(("data-budget floor", _FLOOR_COLOUR, ' stroke-dasharray="8,3,2,3"'))
+    for i, (label, colour, dash) in enumerate(legend):
+        y = _T + 10 + 22 * i
+        out.append(
+            f'<line x1="{_R + 20}" x2="{_R + 48}" y1="{y}" y2="{y}" stroke="{colour}" '
+            f'stroke-width="1.8"{dash}/><text x="{_R + 56}" y="{y + 4}">{esc(label)}</text>'
         )
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
-    ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
-    ax.set_xlabel("step (since the run began)")
-    ax.set_ylabel("KL(nodes ‖ target), nats")
-    ax.set_xlim(0, max(planned, last, 1))
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    ax.set_title("KL divergence over training (lower is better)", loc="left", fontsize=12)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
+    out += [
+        f'<rect x="{_L}" y="{_T}" width="{_R - _L}" height="{_B - _T}" fill="none" '
+        'stroke="black"/>',
+        f'<text x="{(_L + _R) / 2}" y="{_B + 40}" text-anchor="middle">'
+        "step (since the run began)</text>",
+        f'<text transform="translate({_L - 52},{(_T + _B) / 2}) rotate(-90)" '
+        'text-anchor="middle">KL(nodes ‖ target), nats</text>',
+        "</svg>",
+    ]
+    return "\n".join(out).encode("utf-8")
 
 
 def _image_tag(src: str, alt: str, cls: str = "") -> str:
@@ -410,9 +462,9 @@ def render_report(
     banner = html.escape(status)
     if not complete:
         banner += f" Continue it with <code>toylab run --resume {html.escape(str(out))}</code>."
-    curves = kl_curves_png(rows, metrics, args)
+    curves = kl_curves_svg(rows, metrics, args)
     curves_html = (
-        _image_tag(_data_uri(curves, "image/png"), "KL over steps", "curves")
+        _image_tag(_data_uri(curves, "image/svg+xml"), "KL over steps", "curves")
         if curves
         else '<p class="note">No KL was logged (the run recorded no frames and had no --eval-every).</p>'
     )

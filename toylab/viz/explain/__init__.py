@@ -151,7 +151,6 @@ def explain(
     Every argument is checked (ToylabError / DensityError) before anything is written.
     """
     from toylab.viz import gif
-    from toylab.viz.explain import draw as explain_draw
 
     t0 = time.perf_counter()
     config = make_config(target, nodes, methods, steps, batch, seed, distance, bins, target_options)
@@ -164,6 +163,8 @@ def explain(
     targets = build_targets(config)
     out = Path(out) if out is not None else default_out(target)
     check_out(out, force)
+
+    from toylab.viz.explain import draw as explain_draw  # matplotlib: once the arguments are good
 
     frames, real_kl = simulate(config, window, every, targets, progress)
     drawer = explain_draw.Drawer(config, targets[0], window, real_kl)
