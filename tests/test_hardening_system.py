@@ -97,11 +97,12 @@ def test_sigterm_and_kill_9_keep_progress_and_resume(tmp_path, capsys):
 
 
 def test_ctrl_c_while_the_modules_load_is_one_line(tmp_path):
+    """numpy is the first heavy import every command makes (help loads no torch any more)."""
     hook = (
         "import builtins, runpy, sys\n"
         "real = builtins.__import__\n"
         "def imp(name, *a, **k):\n"
-        "    if name == 'torch':\n"
+        "    if name == 'numpy':\n"
         "        raise KeyboardInterrupt\n"
         "    return real(name, *a, **k)\n"
         "builtins.__import__ = imp\n"
