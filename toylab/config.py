@@ -49,6 +49,16 @@ class RunConfig:
     beta_start: float = DEFAULT_BETA_START
     beta_end: float = DEFAULT_BETA_END
     beta_schedule: str = DEFAULT_SCHEDULE
+    # -- hierarchical DDN (--method tree) ----------------------------------------------------
+    tree_form: str = "points"
+    k: int | None = None  # candidates per layer (None: the form's default)
+    layers: int | None = None  # layers L (None: the form's default)
+    tree_step: float = 0.3
+    tree_step_end: float = 0.006
+    tree_ratio: float = 0.45
+    tree_lr: float = 2e-3
+    tree_eval_samples: int = 1_000_000
+    # -- end of the tree block ---------------------------------------------------------------
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
@@ -77,7 +87,21 @@ class RunConfig:
             beta_start=float(self.beta_start),
             beta_end=float(self.beta_end),
             beta_schedule=self.beta_schedule,
+            **self.tree_settings(),
         )
+
+    def tree_settings(self) -> dict[str, Any]:
+        """The --method tree hyperparameters as Settings keywords."""
+        return {
+            "tree_form": self.tree_form,
+            "tree_k": self.k,
+            "tree_layers": self.layers,
+            "tree_step": float(self.tree_step),
+            "tree_step_end": float(self.tree_step_end),
+            "tree_ratio": float(self.tree_ratio),
+            "tree_lr": float(self.tree_lr),
+            "tree_eval_samples": self.tree_eval_samples,
+        }
 
     def frame_steps(self) -> list[int]:
         """Steps (within a target) at which a frame is recorded: evenly from 0 to `steps`."""
@@ -125,9 +149,41 @@ class RunConfig:
         _check_positive("split-ratio", self.split_ratio)
         _check_positive("prune-ratio", self.prune_ratio)
         check_schedule(self.beta_schedule, self.beta_start, self.beta_end)
+        check_tree(self)
         densities.grid.check_bins(self.bins)
         self.device = check_device(self.device)
         return self
+
+
+def check_tree(cfg: RunConfig) -> None:
+    """Validate the --method tree options (checked whether or not tree is fitted)."""
+    from toylab.fitting.tree.method import FORM_DEFAULTS, FORMS
+    from toylab.fitting.tree.table import MAX_LEAVES
+
+    _check_choice("tree-form", cfg.tree_form, FORMS)
+    if cfg.k is not None:
+        _check_int("k", cfg.k, 2)
+    if cfg.layers is not None:
+        _check_int("layers", cfg.layers, 1)
+    k = cfg.k if cfg.k is not None else FORM_DEFAULTS[cfg.tree_form]["k"]
+    layers = cfg.layers if cfg.layers is not None else FORM_DEFAULTS[cfg.tree_form]["layers"]
+    if k**layers > MAX_LEAVES:
+        raise ToylabError(
+            f"--k {k} --layers {layers} gives {k**layers} leaves; at most {MAX_LEAVES} are allowed"
+        )
+    for flag, value in (
+        ("tree-step", cfg.tree_step),
+        ("tree-step-end", cfg.tree_step_end),
+        ("tree-ratio", cfg.tree_ratio),
+        ("tree-lr", cfg.tree_lr),
+    ):
+        _check_positive(flag, value)
+    if cfg.tree_step > 1 or cfg.tree_step_end > 1:
+        raise ToylabError(
+            f"--tree-step {cfg.tree_step} / --tree-step-end {cfg.tree_step_end}: a step moves a "
+            "node that fraction of the way to its points; use 0 < step <= 1"
+        )
+    _check_int("tree-eval-samples", cfg.tree_eval_samples, 1)
 
 
 def _check_int(flag: str, value: Any, minimum: int) -> None:

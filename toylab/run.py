@@ -186,6 +186,9 @@ class Run:
         for name, method in self.methods.items():
             scores = evaluate_histogram(node_histogram(method.positions, density.bins), density)
             methods[name] = scores | {"seconds": round(self.seconds[name], 4), "steps": self.step}
+            extra = getattr(method, "extra_metrics", None)  # e.g. tree: KL on 10^6 samples
+            if extra is not None:
+                methods[name] |= extra(density)
         return {
             "target": density.name,
             "complete": final,

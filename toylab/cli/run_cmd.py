@@ -126,6 +126,68 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="{" + ",".join(SCHEDULES) + "}",
         help=f"how beta goes from B0 to B1 (default {DEFAULTS.beta_schedule})",
     )
+    # -- hierarchical DDN (--method tree) ----------------------------------------------------
+    tree = p.add_argument_group(
+        "hierarchical DDN (--method tree): L layers of K candidates, a sample is a path in a "
+        "K-ary tree; best with a large --batch (e.g. 1024)"
+    )
+    tree.add_argument(
+        "--tree-form",
+        default=None,
+        metavar="{points,neural}",
+        help="points: every parent owns K free child points (default); neural: an MLP per layer "
+        "proposes the K candidates (the paper's model)",
+    )
+    tree.add_argument(
+        "--layers",
+        type=int,
+        default=None,
+        metavar="L",
+        help="layers L (default 5 for points, 2 for neural)",
+    )
+    tree.add_argument(
+        "--k",
+        type=int,
+        default=None,
+        metavar="K",
+        help="candidates per layer (default 8 for points, 64 for neural; -k is --nodes)",
+    )
+    tree.add_argument(
+        "--tree-step",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"points: a chosen node moves this fraction toward its points (default {DEFAULTS.tree_step:g}), cosine-decayed over each target to --tree-step-end",
+    )
+    tree.add_argument(
+        "--tree-step-end",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"points: the step at the end of each target (default {DEFAULTS.tree_step_end:g})",
+    )
+    tree.add_argument(
+        "--tree-ratio",
+        type=float,
+        default=None,
+        metavar="R",
+        help=f"points: initial offset scale of layer l is R^l (default {DEFAULTS.tree_ratio:g})",
+    )
+    tree.add_argument(
+        "--tree-lr",
+        type=float,
+        default=None,
+        metavar="LR",
+        help=f"neural: Adam learning rate, cosine-decayed (default {DEFAULTS.tree_lr:g})",
+    )
+    tree.add_argument(
+        "--tree-eval-samples",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"the model is also scored on N samples: kl_model in metrics.json (default {DEFAULTS.tree_eval_samples})",
+    )
+    # -- end of the tree block ---------------------------------------------------------------
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="torch device: cpu (default) or cuda[:N]")
     p.add_argument(
@@ -215,6 +277,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "beta_start",
         "beta_end",
         "beta_schedule",
+        # hierarchical DDN (--method tree)
+        "tree_form",
+        "layers",
+        "k",
+        "tree_step",
+        "tree_step_end",
+        "tree_ratio",
+        "tree_lr",
+        "tree_eval_samples",
     ):
         value = getattr(args, dest, None)
         if value is not None:

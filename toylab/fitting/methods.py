@@ -26,6 +26,7 @@ from toylab.fitting.soft import SoftSelector
 from toylab.fitting.soft_kernel import AVAILABLE as SOFT_COMPILED
 from toylab.fitting.soft_kernel import soft_draw
 from toylab.fitting.splitting import plan_splits
+from toylab.fitting.tree.method import TreeMethod
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,16 @@ class Settings:
     beta_start: float = DEFAULT_BETA_START
     beta_end: float = DEFAULT_BETA_END
     beta_schedule: str = DEFAULT_SCHEDULE
+    # -- hierarchical DDN (--method tree; see fitting/tree/) ---------------------------------
+    tree_form: str = "points"
+    tree_k: int | None = None  # None: the form's default (points 8, neural 64)
+    tree_layers: int | None = None  # None: the form's default (points 5, neural 2)
+    tree_step: float = 0.3
+    tree_step_end: float = 0.006
+    tree_ratio: float = 0.45
+    tree_lr: float = 2e-3
+    tree_eval_samples: int = 1_000_000
+    # -- end of the tree block ---------------------------------------------------------------
 
 
 @dataclass
@@ -323,6 +334,7 @@ METHODS: dict[str, type[GradientDescent]] = {
     "sp": SplitAndPrune,
     "soft": SoftSelection,
     "kmeans": OnlineKMeans,
+    "tree": TreeMethod,  # the hierarchical DDN (issue 11): same interface, not a subclass
 }
 
 
