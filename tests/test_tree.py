@@ -14,6 +14,7 @@ from scipy import stats
 import densities
 import toylab
 from toylab.cli import main
+from toylab.cli.driver import set_threads
 from toylab.config import RunConfig
 from toylab.errors import ToylabError
 from toylab.fitting.tree.guides import (
@@ -188,6 +189,7 @@ def tables_equal(a: TreeTable, b: TreeTable) -> bool:
 
 @pytest.mark.parametrize("form", ["points", "neural"])
 def test_save_and_resume_is_bit_exact(tmp_path, form):
+    set_threads(None)  # as the CLI and toylab.fit do (one thread is fastest for small steps)
     cfg = RunConfig(
         targets=["spiral", "checkerboard"],
         nodes=200,
