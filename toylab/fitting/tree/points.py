@@ -13,9 +13,12 @@ together with its whole subtree and its counts, into the least used slot when th
 from __future__ import annotations
 
 import math
+from functools import cache
+from itertools import pairwise
 
 import numpy as np
 
+from toylab.fitting.tree import kernels
 from toylab.fitting.tree.table import TreeTable
 
 
@@ -29,16 +32,23 @@ def nearest_children(
     positions: list[np.ndarray], k: int, points: np.ndarray, distance: str = "l2"
 ) -> np.ndarray:
     """(B, L) node id chosen at every layer by the descent to each point (nearest child)."""
-    b = points.shape[0]
-    node = np.zeros(b, dtype=np.int64)
-    out = np.empty((b, len(positions)), dtype=np.int64)
-    for level, pos in enumerate(positions):
-        cand = pos.reshape(-1, k, 2)[node]  # (B, K, 2)
-        diff = cand - points[:, None, :]
-        d = np.abs(diff).sum(axis=2) if distance == "l1" else (diff * diff).sum(axis=2)
-        node = node * k + np.argmin(d, axis=1)
-        out[:, level] = node
-    return out
+    flat = np.concatenate(positions)
+    offsets = np.cumsum([0] + [p.shape[0] for p in positions]).astype(np.int64)
+    return _descend(flat, offsets, k, points, distance)[0]
+
+
+def _descend(flat, offsets, k, points, distance):
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    chosen = np.empty((points.shape[0], offsets.shape[0] - 1), dtype=np.int64)
+    sums = np.zeros_like(flat)
+    hits = np.zeros(flat.shape[0])
+    kernels.descend(flat, offsets, k, points, distance == "l1", chosen, sums, hits)
+    return chosen, sums, hits
+
+
+@cache
+def _warm_up() -> None:
+    kernels.warm_up()
 
 
 class PointTree:
@@ -58,14 +68,19 @@ class PointTree:
         self.k, self.n_layers, self.ratio = k, layers, ratio
         self.distance = distance
         self.split_ratio, self.prune_ratio, self.max_splits = split_ratio, prune_ratio, max_splits
-        self.positions: list[np.ndarray] = []
+        _warm_up()  # compile (or load) the kernels now, not inside a timed step
+        sizes = [k ** (level + 1) for level in range(layers)]
+        self.offsets = np.cumsum([0, *sizes]).astype(np.int64)
+        self.flat = np.empty((int(self.offsets[-1]), 2))  # every layer, one array
+        self.flat_counts = np.zeros(int(self.offsets[-1]))
+        self.positions = [self.flat[a:b] for a, b in pairwise(self.offsets)]
+        self.counts = [self.flat_counts[a:b] for a, b in pairwise(self.offsets)]
         parent = np.zeros((1, 2))
         for level in range(layers):
             scale = ratio**level
             offsets = rng.uniform(-scale, scale, size=(parent.shape[0], k, 2))
             parent = (parent[:, None, :] + offsets).reshape(-1, 2)
-            self.positions.append(parent)
-        self.counts = [np.zeros(k ** (level + 1)) for level in range(layers)]
+            self.positions[level][:] = parent
         self.splits = [0] * layers  # splits done per layer since the target began
 
     @property
@@ -82,62 +97,43 @@ class PointTree:
         self.splits = [0] * self.n_layers
 
     def step(self, points: np.ndarray, step_size: float) -> np.ndarray:
-        """One training step on a (B, 2) batch; returns the (B, L) chosen node ids."""
-        chosen = nearest_children(self.positions, self.k, points, self.distance)
-        for level in range(self.n_layers):
-            n = self.counts[level].shape[0]
-            self.counts[level] += np.bincount(chosen[:, level], minlength=n)
+        """One training step on a (B, 2) batch: descend, count, Split-and-Prune per parent
+        (layer by layer, coarse first), then move every chosen node toward its points' mean.
+        Returns the (B, L) chosen node ids."""
+        chosen, sums, hits = _descend(self.flat, self.offsets, self.k, points, self.distance)
+        self.flat_counts += hits
         for level in range(self.n_layers):
             for _ in range(self.max_splits):
-                if not self._split_layer(level):
+                done = kernels.split_layer(
+                    self.flat,
+                    self.flat_counts,
+                    self.offsets,
+                    self.k,
+                    level,
+                    self.split_ratio,
+                    self.prune_ratio,
+                )
+                self.splits[level] += done
+                if not done:
                     break
-        for level in range(self.n_layers):
-            self._move(level, chosen[:, level], points, step_size)
+        moved = np.flatnonzero(hits)
+        mean = sums[moved] / hits[moved, None]
+        self.flat[moved] += step_size * (mean - self.flat[moved])
         return chosen
 
-    def _move(self, level: int, nodes: np.ndarray, points: np.ndarray, step: float) -> None:
-        pos = self.positions[level]
-        n = pos.shape[0]
-        hits = np.bincount(nodes, minlength=n)
-        moved = np.flatnonzero(hits)
-        sx = np.bincount(nodes, weights=points[:, 0], minlength=n)[moved]
-        sy = np.bincount(nodes, weights=points[:, 1], minlength=n)[moved]
-        mean = np.stack([sx, sy], axis=1) / hits[moved, None]
-        pos[moved] += step * (mean - pos[moved])
-
     def _split_layer(self, level: int) -> bool:
-        """One Split-and-Prune pass over every parent of `level`; True if any pair was split."""
-        k = self.k
-        c = self.counts[level].reshape(-1, k)
-        total = c.sum(axis=1)
-        i = np.argmax(c, axis=1)
-        j = np.argmin(c, axis=1)
-        rows = np.arange(c.shape[0])
-        ci, cj = c[rows, i], c[rows, j]
-        do = (total > 0) & (i != j)
-        do &= (ci > self.split_ratio / k * total) | (cj < self.prune_ratio / k * total)
-        parents = np.flatnonzero(do)
-        if parents.size == 0:
-            return False
-        src = parents * k + i[parents]
-        dst = parents * k + j[parents]
-        self.copy_subtrees(level, src, dst)
-        half = ci[parents] / 2
-        self.counts[level][src] = half
-        self.counts[level][dst] = half
-        self.splits[level] += int(parents.size)
-        return True
-
-    def copy_subtrees(self, level: int, src: np.ndarray, dst: np.ndarray) -> None:
-        """Copy nodes src -> dst of `level` with their whole subtrees (positions and counts)."""
-        self.positions[level][dst] = self.positions[level][src]
-        for deeper in range(level + 1, self.n_layers):
-            span = self.k ** (deeper - level)
-            offs = np.arange(span)
-            s = (src[:, None] * span + offs).ravel()
-            d = (dst[:, None] * span + offs).ravel()
-            self.positions[deeper][d] = self.positions[deeper][s]
-            self.counts[deeper][d] = self.counts[deeper][s]
+        """One Split-and-Prune pass over the parents of `level`; True if any pair was split."""
+        done = kernels.split_layer(
+            self.flat,
+            self.flat_counts,
+            self.offsets,
+            self.k,
+            level,
+            self.split_ratio,
+            self.prune_ratio,
+        )
+        self.splits[level] += done
+        return done > 0
 
     def state_dict(self) -> dict:
         import torch
