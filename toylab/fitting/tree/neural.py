@@ -24,6 +24,8 @@ from torch import nn
 from toylab.fitting.splitting import plan_splits
 from toylab.fitting.tree.table import TreeTable
 
+USAGE_DECAY = 0.995  # per step: the counts prior forgets with a half-life of ~140 steps
+DETACH = True  # each layer's loss trains that layer only (the chain is not backpropagated)
 PULL = 0.01  # weight of the pull of every candidate toward the data point
 JITTER = 1e-3  # noise added to a copied head's bias so the copies can part
 FREQS = 6  # Fourier octaves of the previous point
@@ -84,6 +86,9 @@ class NeuralTree:
         self.optimizer = torch.optim.Adam(self.params, lr=lr)
         self.counts = [torch.zeros(k, dtype=torch.float64) for _ in range(layers)]
         self.splits = [0] * layers
+        # decayed use of every node of the tree: the counts prior p(k | parent)
+        self.usage = [np.zeros(k ** (lv + 1)) for lv in range(layers)]
+        self.prior = "counts"
         self.feat = feat
         self._table: TreeTable | None = None
 
@@ -123,9 +128,15 @@ class NeuralTree:
             loss = loss + d[rows, idx].mean() / s2 + PULL * d.mean() / s2
             loss = loss + nn.functional.cross_entropy(logits, idx)
             prev = cands[rows, idx]
+            if DETACH:
+                prev, feat = prev.detach(), feat.detach()
             node = node * self.k + idx
             chosen[:, level] = node.cpu()
             self.counts[level] += torch.bincount(idx.cpu(), minlength=self.k).double()
+        ids = chosen.numpy()
+        for level in range(self.n_layers):
+            self.usage[level] *= USAGE_DECAY
+            self.usage[level] += np.bincount(ids[:, level], minlength=self.usage[level].size)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -163,7 +174,13 @@ class NeuralTree:
         for level in range(self.n_layers):
             cands, logits, nxt, _ = self._candidates(level, prev, feat)
             positions.append(cands.reshape(-1, 2).double().cpu().numpy())
-            probs.append(torch.softmax(logits.double(), dim=1).reshape(-1).cpu().numpy())
+            if self.prior == "counts":
+                use = self.usage[level].reshape(-1, k)
+                total = use.sum(axis=1, keepdims=True)
+                p = np.where(total > 0, use / np.where(total > 0, total, 1), 1.0 / k)
+                probs.append(p.ravel())
+            else:
+                probs.append(torch.softmax(logits.double(), dim=1).reshape(-1).cpu().numpy())
             prev = cands.reshape(-1, 2)
             feat = nxt.repeat_interleave(k, dim=0)
         self._table = TreeTable(k, positions, probs)
@@ -177,6 +194,7 @@ class NeuralTree:
             "counts": [c.clone() for c in self.counts],
             "splits": list(self.splits),
             "gen": self.gen.get_state(),
+            "usage": [torch.from_numpy(u.copy()) for u in self.usage],
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -188,4 +206,6 @@ class NeuralTree:
             c.copy_(v)
         self.splits = [int(s) for s in state["splits"]]
         self.gen.set_state(state["gen"])
+        for u, v in zip(self.usage, state["usage"], strict=True):
+            u[:] = v.numpy()
         self._table = None
