@@ -373,3 +373,20 @@ def test_tree_view_writes_pictures(tree_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["tree", str(flat)]) == 2
     assert "no hierarchical DDN" in capsys.readouterr().err
+
+
+def test_mask_guide_keeps_samples_on_the_bright_part(tmp_path):
+    from PIL import Image
+
+    picture = np.zeros((20, 20), dtype=np.uint8)
+    picture[:, :10] = 255  # left half bright: x < 0 allowed
+    Image.fromarray(picture).save(tmp_path / "left.png")
+    guide = parse_guide(f"mask:{tmp_path / 'left.png'}")
+    table = tiny_table(k=4, layers=3, seed=7)
+    assert (table.leaves[:, 0] < 0).any() and (table.leaves[:, 0] > 0).any()
+    pts = sample_exact(table, guide, 300, np.random.default_rng(0)).points
+    assert (pts[:, 0] < 0).all()
+    black = tmp_path / "black.npy"
+    np.save(black, np.zeros((4, 4)))
+    with pytest.raises(ToylabError, match="black"):
+        parse_guide(f"mask:{black}")
