@@ -138,7 +138,7 @@ def child_usage(tree: PointTree, density, n=40_000):
 def test_split_and_prune_per_parent_keeps_every_child_alive(split):
     density = densities.get("eight_gaussians", 64)
     rng = np.random.default_rng(0)
-    kw = {} if split else {"split_ratio": 1e9, "prune_ratio": 1e-9}
+    kw = {} if split else {"split_ratio": 1e9, "prune_ratio": 0.0}
     tree = PointTree(6, 2, 0.45, rng, **kw)
     data = np.random.default_rng(1)
     for t in range(300):
@@ -390,3 +390,17 @@ def test_mask_guide_keeps_samples_on_the_bright_part(tmp_path):
     np.save(black, np.zeros((4, 4)))
     with pytest.raises(ToylabError, match="black"):
         parse_guide(f"mask:{black}")
+
+
+def test_learned_prior_is_the_datas_use_of_each_leaf():
+    density = densities.get("checkerboard", 32)
+    tree = PointTree(4, 3, 0.45, np.random.default_rng(0), split_ratio=1e9, prune_ratio=0.0)
+    data = np.random.default_rng(1)
+    leaves = []
+    for _ in range(30):
+        leaves.append(tree.step(density.sample(200, data), 0.1)[:, -1])
+    use = np.bincount(np.concatenate(leaves), minlength=64) / 6000
+    # with no split and no decay, p(path) = product of use(child) / use(parent) = use(leaf) / N
+    np.testing.assert_allclose(tree.table().leaf_mass(), use, rtol=1e-12, atol=1e-15)
+    tree.prior = "uniform"
+    assert np.allclose(tree.table().leaf_mass(), 1 / 64)

@@ -58,6 +58,7 @@ class RunConfig:
     tree_ratio: float = 0.45
     tree_lr: float = 2e-3
     tree_eval_samples: int = 1_000_000
+    tree_prior: str = "learned"  # learned | uniform
     # -- end of the tree block ---------------------------------------------------------------
 
     @classmethod
@@ -101,6 +102,7 @@ class RunConfig:
             "tree_ratio": float(self.tree_ratio),
             "tree_lr": float(self.tree_lr),
             "tree_eval_samples": self.tree_eval_samples,
+            "tree_prior": self.tree_prior,
         }
 
     def frame_steps(self) -> list[int]:
@@ -157,10 +159,11 @@ class RunConfig:
 
 def check_tree(cfg: RunConfig) -> None:
     """Validate the --method tree options (checked whether or not tree is fitted)."""
-    from toylab.fitting.tree.method import FORM_DEFAULTS, FORMS
+    from toylab.fitting.tree.method import FORM_DEFAULTS, FORMS, PRIORS
     from toylab.fitting.tree.table import MAX_LEAVES
 
     _check_choice("tree-form", cfg.tree_form, FORMS)
+    _check_choice("tree-prior", cfg.tree_prior, PRIORS)
     if cfg.k is not None:
         _check_int("k", cfg.k, 2)
     if cfg.layers is not None:

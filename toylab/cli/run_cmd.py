@@ -187,6 +187,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"the model is also scored on N samples: kl_model in metrics.json (default {DEFAULTS.tree_eval_samples})",
     )
+    tree.add_argument(
+        "--tree-prior",
+        default=None,
+        metavar="{learned,uniform}",
+        help="how a sample picks a child: learned = in proportion to its recent use by the data "
+        "(default), uniform = 1/K as in the paper",
+    )
     # -- end of the tree block ---------------------------------------------------------------
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="torch device: cpu (default) or cuda[:N]")
@@ -286,6 +293,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "tree_ratio",
         "tree_lr",
         "tree_eval_samples",
+        "tree_prior",
     ):
         value = getattr(args, dest, None)
         if value is not None:

@@ -53,6 +53,7 @@ class Settings:
     tree_ratio: float = 0.45
     tree_lr: float = 2e-3
     tree_eval_samples: int = 1_000_000
+    tree_prior: str = "learned"
     # -- end of the tree block ---------------------------------------------------------------
 
 

@@ -47,11 +47,11 @@ def descend(flat, offsets, k, points, l1, chosen, sums, hits):
 
 
 @_jit
-def split_layer(flat, counts, offsets, k, level, split_ratio, prune_ratio):
+def split_layer(flat, counts, usage, offsets, k, level, split_ratio, prune_ratio):
     """One Split-and-Prune pass over every parent of `level`: within a parent's K children the
-    most counted (first on ties) is copied with its whole subtree (positions and counts) into
-    the least counted's slot when max > split/K total or min < prune/K total; the pair shares
-    the max count. Returns the number of splits."""
+    most counted (first on ties) is copied with its whole subtree (positions, counts and use)
+    into the least counted's slot when max > split/K total or min < prune/K total; the pair
+    shares the max count (and the source's use). Returns the number of splits."""
     layers = offsets.shape[0] - 1
     parents = (offsets[level + 1] - offsets[level]) // k
     done = 0
@@ -78,6 +78,9 @@ def split_layer(flat, counts, offsets, k, level, split_ratio, prune_ratio):
         flat[offsets[level] + dst, 1] = flat[offsets[level] + src, 1]
         counts[offsets[level] + src] = ci / 2
         counts[offsets[level] + dst] = ci / 2
+        half = usage[offsets[level] + src] / 2
+        usage[offsets[level] + src] = half
+        usage[offsets[level] + dst] = half
         span = 1
         for deeper in range(level + 1, layers):
             span *= k
@@ -87,6 +90,7 @@ def split_layer(flat, counts, offsets, k, level, split_ratio, prune_ratio):
                 flat[d0 + r, 0] = flat[s0 + r, 0]
                 flat[d0 + r, 1] = flat[s0 + r, 1]
                 counts[d0 + r] = counts[s0 + r]
+                usage[d0 + r] = usage[s0 + r]
         done += 1
     return done
 
@@ -98,4 +102,4 @@ def warm_up() -> None:
     counts = np.array([1.0, 0, 0, 0, 0, 0])
     pts = np.zeros((1, 2))
     descend(flat, offsets, 2, pts, False, np.zeros((1, 2), np.int64), np.zeros((6, 2)), counts)
-    split_layer(flat, counts, offsets, 2, 0, 2.0, 0.5)
+    split_layer(flat, counts, counts.copy(), offsets, 2, 0, 2.0, 0.5)

@@ -5,6 +5,10 @@ run's K = --nodes points) are K samples drawn from the model, redrawn whenever t
 changed, from a stream keyed by the step count (so a resume redraws the very same points).
 `extra_metrics` scores the model on `tree_eval_samples` (default 10^6) samples as well: the
 model's own distribution error, which K samples can only estimate.
+
+The prior over children: `learned` (default) samples child k of a parent in proportion to its
+decayed use by the data (how often it was the chosen child, half-life 10% of the target's
+steps): the maximum-likelihood prior of the tree; `uniform` is the paper's 1/K.
 """
 
 from __future__ import annotations
@@ -20,6 +24,15 @@ from toylab.fitting.tree.table import TreeTable
 from toylab.metrics import evaluate
 
 FORMS = ("points", "neural")
+PRIORS = ("learned", "uniform")
+PRIOR_HALF_LIFE = 0.1  # the learned prior forgets with a half-life of 10% of a target's steps
+
+
+def prior_decay(target_steps: int) -> float:
+    """Per-step decay of the node use behind the learned prior (half-life >= 100 steps)."""
+    return 0.5 ** (1.0 / max(100.0, PRIOR_HALF_LIFE * target_steps))
+
+
 # Form defaults for --k and --layers: the configurations the prototype found best.
 FORM_DEFAULTS = {"points": {"k": 8, "layers": 5}, "neural": {"k": 64, "layers": 2}}
 
@@ -75,6 +88,7 @@ class TreeMethod:
                 split_ratio=settings.split_ratio,
                 prune_ratio=settings.prune_ratio,
             )
+        self.model.prior = settings.tree_prior
         self.sample_seed = int(self.rng.integers(2**62))
         self.target_step = 0
         self.target_steps = 1
@@ -121,11 +135,12 @@ class TreeMethod:
         points = np.asarray(points, dtype=np.float64)
         s = self.settings
         before = sum(self.model.splits)
+        decay = prior_decay(self.target_steps)
         if s.tree_form == "points":
             size = cosine_step(s.tree_step, s.tree_step_end, self.target_step, self.target_steps)
-            matched = self.model.step(points, size)
+            matched = self.model.step(points, size, decay)
         else:
-            matched = self.model.step(points, self.target_step, self.target_steps)
+            matched = self.model.step(points, self.target_step, self.target_steps, decay)
         self.target_step += 1
         self.steps_done += 1
         return TreeStep(matched, sum(self.model.splits) - before)

@@ -24,7 +24,6 @@ from torch import nn
 from toylab.fitting.splitting import plan_splits
 from toylab.fitting.tree.table import TreeTable
 
-USAGE_DECAY = 0.995  # per step: the counts prior forgets with a half-life of ~140 steps
 DETACH = True  # each layer's loss trains that layer only (the chain is not backpropagated)
 PULL = 0.01  # weight of the pull of every candidate toward the data point
 JITTER = 1e-3  # noise added to a copied head's bias so the copies can part
@@ -88,7 +87,7 @@ class NeuralTree:
         self.splits = [0] * layers
         # decayed use of every node of the tree: the counts prior p(k | parent)
         self.usage = [np.zeros(k ** (lv + 1)) for lv in range(layers)]
-        self.prior = "counts"
+        self.prior = "learned"  # or "logits" (the CE-trained head) or "uniform"
         self.feat = feat
         self._table: TreeTable | None = None
 
@@ -99,6 +98,8 @@ class NeuralTree:
     def reset_counts(self) -> None:
         for c in self.counts:
             c.zero_()
+        for u in self.usage:
+            u[:] = 0
         self.splits = [0] * self.n_layers
 
     def _candidates(self, level: int, prev: torch.Tensor, feat: torch.Tensor):
@@ -106,7 +107,7 @@ class NeuralTree:
         scale = self.log_scale[level].exp()
         return prev[:, None, :] + scale * torch.tanh(offsets), logits, nxt, scale
 
-    def step(self, points: np.ndarray, t: int, total: int) -> np.ndarray:
+    def step(self, points: np.ndarray, t: int, total: int, decay: float = 1.0) -> np.ndarray:
         """One Adam step on a (B, 2) batch; returns the (B, L) chosen node ids."""
         self._table = None
         for group in self.optimizer.param_groups:  # cosine from lr to lr / 100
@@ -135,7 +136,7 @@ class NeuralTree:
             self.counts[level] += torch.bincount(idx.cpu(), minlength=self.k).double()
         ids = chosen.numpy()
         for level in range(self.n_layers):
-            self.usage[level] *= USAGE_DECAY
+            self.usage[level] *= decay
             self.usage[level] += np.bincount(ids[:, level], minlength=self.usage[level].size)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -174,11 +175,13 @@ class NeuralTree:
         for level in range(self.n_layers):
             cands, logits, nxt, _ = self._candidates(level, prev, feat)
             positions.append(cands.reshape(-1, 2).double().cpu().numpy())
-            if self.prior == "counts":
+            if self.prior == "learned" and self.usage[level].any():
                 use = self.usage[level].reshape(-1, k)
                 total = use.sum(axis=1, keepdims=True)
                 p = np.where(total > 0, use / np.where(total > 0, total, 1), 1.0 / k)
                 probs.append(p.ravel())
+            elif self.prior == "uniform":
+                probs.append(np.full(k ** (level + 1), 1.0 / k))
             else:
                 probs.append(torch.softmax(logits.double(), dim=1).reshape(-1).cpu().numpy())
             prev = cands.reshape(-1, 2)

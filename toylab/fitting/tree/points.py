@@ -46,6 +46,16 @@ def _descend(flat, offsets, k, points, distance):
     return chosen, sums, hits
 
 
+def usage_prior(usage: np.ndarray, offsets: np.ndarray, k: int) -> list[np.ndarray]:
+    """Per layer, each node's use divided by its siblings' total (1/K where that is 0)."""
+    out = []
+    for a, b in pairwise(offsets):
+        use = usage[a:b].reshape(-1, k)
+        total = use.sum(axis=1, keepdims=True)
+        out.append(np.where(total > 0, use / np.where(total > 0, total, 1.0), 1.0 / k).ravel())
+    return out
+
+
 @cache
 def _warm_up() -> None:
     kernels.warm_up()
@@ -75,6 +85,9 @@ class PointTree:
         self.flat_counts = np.zeros(int(self.offsets[-1]))
         self.positions = [self.flat[a:b] for a, b in pairwise(self.offsets)]
         self.counts = [self.flat_counts[a:b] for a, b in pairwise(self.offsets)]
+        # decayed use of every node by the data: the learned prior p(child | parent)
+        self.flat_usage = np.zeros(int(self.offsets[-1]))
+        self.prior = "learned"
         parent = np.zeros((1, 2))
         for level in range(layers):
             scale = ratio**level
@@ -88,33 +101,29 @@ class PointTree:
         return sum(p.size for p in self.positions)
 
     def table(self) -> TreeTable:
-        """The model as a TreeTable (views of the positions, uniform prior)."""
-        return TreeTable(self.k, self.positions)
+        """The model as a TreeTable (views of the positions) with its prior: uniform, or the
+        learned one (each child's decayed use over its parent's; uniform under unused parents)."""
+        if self.prior == "uniform" or not self.flat_usage.any():
+            return TreeTable(self.k, self.positions)
+        return TreeTable(self.k, self.positions, usage_prior(self.flat_usage, self.offsets, self.k))
 
     def reset_counts(self) -> None:
-        for c in self.counts:
-            c[:] = 0
+        """A new target: split counts and the learned prior's use start from zero."""
+        self.flat_counts[:] = 0
+        self.flat_usage[:] = 0
         self.splits = [0] * self.n_layers
 
-    def step(self, points: np.ndarray, step_size: float) -> np.ndarray:
+    def step(self, points: np.ndarray, step_size: float, decay: float = 1.0) -> np.ndarray:
         """One training step on a (B, 2) batch: descend, count, Split-and-Prune per parent
         (layer by layer, coarse first), then move every chosen node toward its points' mean.
         Returns the (B, L) chosen node ids."""
         chosen, sums, hits = _descend(self.flat, self.offsets, self.k, points, self.distance)
         self.flat_counts += hits
+        self.flat_usage *= decay
+        self.flat_usage += hits
         for level in range(self.n_layers):
             for _ in range(self.max_splits):
-                done = kernels.split_layer(
-                    self.flat,
-                    self.flat_counts,
-                    self.offsets,
-                    self.k,
-                    level,
-                    self.split_ratio,
-                    self.prune_ratio,
-                )
-                self.splits[level] += done
-                if not done:
+                if not self._split_layer(level):
                     break
         moved = np.flatnonzero(hits)
         mean = sums[moved] / hits[moved, None]
@@ -126,6 +135,7 @@ class PointTree:
         done = kernels.split_layer(
             self.flat,
             self.flat_counts,
+            self.flat_usage,
             self.offsets,
             self.k,
             level,
@@ -141,6 +151,7 @@ class PointTree:
         return {
             "positions": [torch.from_numpy(p.copy()) for p in self.positions],
             "counts": [torch.from_numpy(c.copy()) for c in self.counts],
+            "usage": torch.from_numpy(self.flat_usage.copy()),
             "splits": list(self.splits),
         }
 
@@ -148,4 +159,5 @@ class PointTree:
         for level in range(self.n_layers):
             self.positions[level][:] = state["positions"][level].numpy()
             self.counts[level][:] = state["counts"][level].numpy()
+        self.flat_usage[:] = state["usage"].numpy()
         self.splits = [int(s) for s in state["splits"]]
