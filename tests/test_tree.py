@@ -304,19 +304,37 @@ def test_cli_run_table_and_sample_with_guides(tree_run, capsys, tmp_path):
     [
         (["--guide", "box:1,0,0,1"], "box"),
         (["--guide", "x:5"], "no leaf"),
-        (["--sampler", "best", "--guide", "x:0"], "best"),
         (["--method", "sp", "--guide", "x:0"], "tree"),
     ],
 )
-def test_cli_guide_bad_input_is_one_line_exit_2(tree_run, extra, named):
+def test_cli_guide_bad_input_is_one_line_exit_2(tree_run, capsys, extra, named):
+    capsys.readouterr()
+    assert main(["sample", str(tree_run), "-n", "5", *extra]) == 2
+    out, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1 and named in err and out == "", err
+
+
+def test_cli_unknown_sampler_is_a_usage_error(tree_run):
     r = subprocess.run(
-        [sys.executable, "-m", "toylab", "sample", str(tree_run), "-n", "5", *extra],
+        [
+            sys.executable,
+            "-m",
+            "toylab",
+            "sample",
+            str(tree_run),
+            "-n",
+            "5",
+            "--guide",
+            "x:0",
+            "--sampler",
+            "best",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert named in r.stderr and "Traceback" not in r.stderr and r.stdout == ""
+    assert "best" in r.stderr and "Traceback" not in r.stderr and r.stdout == ""
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sample",
         help="draw points from a fitted DDN",
-        description="Draw N points from a run's fitted nodes: a flat DDN samples a node uniformly at random.",
+        description="Draw N points from a run's fit: a flat DDN samples a node uniformly at "
+        "random; a hierarchical DDN (--method tree) samples a path of its tree, optionally "
+        "under a condition (--guide, --sampler).",
     )
     p.add_argument("dir", type=Path, metavar="DIR", help="run directory written by `toylab run`")
     p.add_argument("-n", type=int, required=True, metavar="N", help="number of points")
@@ -30,7 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, metavar="FILE", help="points.csv or points.npy (default: CSV on stdout)"
     )
     p.add_argument(
-        "--method", help="which method's nodes (default sp if it was fitted, else the first)"
+        "--method",
+        help="which method's fit (default: tree with --guide, else sp if it was fitted, else "
+        "the first)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
