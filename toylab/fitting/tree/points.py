@@ -7,7 +7,9 @@ chose above (the DDN's selection); every chosen node moves toward the mean of th
 chose it by a step that decays on a cosine (the flat DDN's direct update, one per layer); then
 Split-and-Prune runs per parent: within each parent's K children the most used one is copied,
 together with its whole subtree and its counts, into the least used slot when the usual shares
-(split_ratio / K, prune_ratio / K of the parent's total) say so. Sampling: a uniform path.
+(split_ratio / K, prune_ratio / K of the parent's total) say so. Sampling: a path drawn with
+the learned prior (each child's decayed use by the data over its siblings', `prior = "learned"`)
+or uniformly (`prior = "uniform"`, the paper's 1/K).
 """
 
 from __future__ import annotations
