@@ -31,7 +31,9 @@ def _figure(rows: int, cols: int, size: float = 3.0):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(size * cols, (size + 0.35) * rows + 0.4), squeeze=False
+    )
     return fig, axes
 
 
@@ -62,17 +64,19 @@ def _first_index_colours(k: int):
 
 
 def draw_layers(table: TreeTable, path: Path, title: str = "") -> None:
-    """One panel per layer, coarse to fine: every node of the layer, sized by its layer and
-    coloured by the first index of its latent code (the nested regions of the tree latent)."""
+    """One panel per layer, coarse to fine: the nodes of the layer that the prior samples,
+    coloured by the first index of their latent code (the nested regions of the tree latent)."""
     fig, axes = _figure(1, table.layers)
     colours = np.array(_first_index_colours(table.k))
     for level in range(table.layers):
         pos = table.positions[level]
         first = np.arange(pos.shape[0]) // table.k**level
+        # nodes the prior never samples (mass below 1% of uniform) are left out
+        keep = table.node_mass(level) * pos.shape[0] >= 0.01
         size = max(0.3, 40.0 / (level + 1) ** 2.5)
         ax = axes[0, level]
-        ax.scatter(pos[:, 0], pos[:, 1], s=size, c=colours[first], linewidths=0)
-        _square(ax, f"layer {level + 1}: {pos.shape[0]} nodes")
+        ax.scatter(pos[keep, 0], pos[keep, 1], s=size, c=colours[first[keep]], linewidths=0)
+        _square(ax, f"layer {level + 1}: {int(keep.sum())} of {pos.shape[0]} nodes")
     fig.suptitle(title or "samples layer by layer (colour: first latent index)", fontsize=10)
     fig.tight_layout()
     _save(fig, path)
@@ -103,6 +107,24 @@ def guided_panels(
     return out
 
 
+def _outline(ax, guide: Guide) -> None:
+    """Draw an x line or a box's edges in white (other conditions have no outline)."""
+    from toylab.fitting.tree.guides import BoxGuide, PointGuide, XGuide
+
+    style = {"color": "white", "lw": 0.6, "alpha": 0.6}
+    if isinstance(guide, XGuide):  # ticks at the edges, not a line over the column itself
+        ax.plot([guide.x0, guide.x0], [0.9, 1.0], **style)
+        ax.plot([guide.x0, guide.x0], [-1.0, -0.9], **style)
+    elif isinstance(guide, BoxGuide):
+        ax.plot(
+            [guide.x0, guide.x1, guide.x1, guide.x0, guide.x0],
+            [guide.y0, guide.y0, guide.y1, guide.y1, guide.y0],
+            **style,
+        )
+    elif isinstance(guide, PointGuide):
+        ax.plot([guide.x], [guide.y], "+", color="white")
+
+
 def draw_guided(rows: list[dict], path: Path) -> None:
     """Per guide: true conditional, model's conditional, greedy samples, exact samples."""
     fig, axes = _figure(len(rows), 4)
@@ -117,7 +139,10 @@ def draw_guided(rows: list[dict], path: Path) -> None:
             ax = axes[r, c]
             if grid is not None:
                 ax.imshow(grid, extent=EXTENT, cmap="viridis", interpolation="nearest")
-            _square(ax, name if c else f"{row['guide'].label}\n{name}")
+            _outline(ax, row["guide"])
+            _square(ax, name)
+            if c == 0:
+                ax.set_ylabel(row["guide"].label, fontsize=9)
     fig.suptitle(
         "guided sampling: greedy rule vs exact subtree-mass sampler "
         "(TV against the model's own conditional)",
