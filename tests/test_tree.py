@@ -422,3 +422,25 @@ def test_learned_prior_is_the_datas_use_of_each_leaf():
     np.testing.assert_allclose(tree.table().leaf_mass(), use, rtol=1e-12, atol=1e-15)
     tree.prior = "uniform"
     assert np.allclose(tree.table().leaf_mass(), 1 / 64)
+
+
+def test_neural_split_and_prune_keeps_every_head_alive():
+    from toylab.fitting.tree.neural import NeuralTree
+
+    set_threads(None)
+    density = densities.get("eight_gaussians", 64)
+    low = {}
+    for split in (True, False):
+        data = np.random.default_rng(1)
+        kw = {} if split else {"split_ratio": 1e9, "prune_ratio": 0.0}
+        net = NeuralTree(16, 2, np.random.default_rng(0), width=32, feat=8, **kw)
+        for t in range(150):
+            net.step(density.sample(256, data), t, 150)
+        assert sum(net.splits) > 0 if split else sum(net.splits) == 0
+        chosen = nearest_children(net.table().positions, 16, density.sample(20_000, data))
+        share = [np.bincount(chosen[:, lv] % 16, minlength=16) / 20_000 for lv in range(2)]
+        if split:  # every head of every layer is some point's nearest candidate
+            assert all((s > 0).all() for s in share)
+        low[split] = share[0].min() * 16  # the least used first-layer head, in units of 1/K
+    assert low[True] >= 0.4  # Split-and-Prune keeps first-layer heads near 1/K ...
+    assert low[False] < 0.4  # ... which without it they are not (a head starves)
