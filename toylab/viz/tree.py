@@ -100,7 +100,8 @@ def guided_panels(
         for name, sampler in (("greedy", sample_greedy), ("exact", sample_exact)):
             pts = sampler(table, guide, n, rng).points
             row[name] = densities.histogram(pts, bins) / n
-        row["rejection"] = densities.histogram(sample_rejection(table, guide, n, rng), bins) / n
+        rejected = sample_rejection(table, guide, n, rng)  # fewer than n if 10^8 draws ran out
+        row["rejection"] = densities.histogram(rejected, bins) / max(len(rejected), 1)
         for name in ("greedy", "exact", "rejection"):
             row[f"tv_{name}"] = float(0.5 * np.abs(row[name] - model).sum())
         out.append(row)

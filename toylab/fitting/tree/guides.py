@@ -284,7 +284,8 @@ def sample_exact(table: TreeTable, guide: Guide, n: int, rng: np.random.Generato
 def sample_rejection(
     table: TreeTable, guide: Guide, n: int, rng: np.random.Generator, max_draws: int = 10**8
 ) -> np.ndarray:
-    """The reference for both samplers: draw from the model, accept with weight / max weight."""
+    """The reference for both samplers: draw from the model, accept with weight / max weight.
+    Returns fewer than n points if max_draws draws did not accept n."""
     weight = guide.weight(table.leaves)
     top = weight.max()
     if not top > 0:
