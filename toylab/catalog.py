@@ -37,7 +37,8 @@ CATALOG: dict[str, MethodEntry] = {
         MethodEntry("kmeans", "online k-means", "toylab.fitting.methods:OnlineKMeans"),
         MethodEntry(
             "bsp", "balanced Split-and-Prune", "toylab.fitting.balanced:BalancedSplitAndPrune"
-        ),
+        ),  # noqa: E501
+        MethodEntry("tree", "hierarchical DDN", "toylab.fitting.tree.method:TreeMethod"),
     )
 }
 

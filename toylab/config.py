@@ -49,6 +49,20 @@ class _RunConfigMethods:
         values["lr"] = self.learning_rate
         return Settings(**values)
 
+    def tree_settings(self) -> dict[str, Any]:
+        """The --method tree hyperparameters as Settings keywords."""
+        return {
+            "tree_form": self.tree_form,
+            "tree_k": self.k,
+            "tree_layers": self.layers,
+            "tree_step": float(self.tree_step),
+            "tree_step_end": float(self.tree_step_end),
+            "tree_ratio": float(self.tree_ratio),
+            "tree_lr": float(self.tree_lr),
+            "tree_eval_samples": self.tree_eval_samples,
+            "tree_prior": self.tree_prior,
+        }
+
     def frame_steps(self) -> list[int]:
         """Steps (within a target) at which a frame is recorded: evenly from 0 to `steps`."""
         frames, steps = self.frames, self.steps  # type: ignore[attr-defined]

@@ -33,6 +33,11 @@ DEFAULT_BETA_START = 0.0
 DEFAULT_BETA_END = 50.0
 DEFAULT_SCHEDULE = "linear"
 MIN_BINS, MAX_BINS = 8, 4096  # densities.grid checks the same range
+# The hierarchical DDN (--method tree, toylab/fitting/tree/).
+TREE_FORMS = ("points", "neural")
+TREE_PRIORS = ("learned", "uniform")
+TREE_FORM_DEFAULTS = {"points": {"k": 8, "layers": 5}, "neural": {"k": 64, "layers": 2}}
+TREE_MAX_LEAVES = 1 << 22  # 4M leaves: 64 MB of leaf positions; beyond that nothing is enumerated
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,15 @@ PARAMS: tuple[Param, ...] = (
     P("device", "str", "cpu", "torch device: cpu or cuda[:N]"),
     P("threads", "int", None, "threads of torch and of the compiled kernels (default 1, fastest for small batches; 2 pays at K >= 10^5 with batches of thousands; results do not depend on it)", minimum=1, optional=True),
     P("index", "choice", "auto", "nearest-node search: auto (the compiled grid index on CPU, brute force on a GPU), grid, kdtree (an exact KD-tree that follows moving nodes) or brute", choices=INDEXES, method=True),
+    P("tree_form", "choice", "points", "points: every parent owns K free child points; neural: an MLP per layer proposes the K candidates (the paper's model)", choices=TREE_FORMS, group="tree", method=True),
+    P("layers", "int", None, "layers L (default 5 for points, 2 for neural)", minimum=1, optional=True, metavar="L", group="tree", method=True),
+    P("k", "int", None, "candidates per layer (default 8 for points, 64 for neural; -k is --nodes)", minimum=2, optional=True, metavar="K", group="tree", method=True),
+    P("tree_step", "float", 0.3, "points: a chosen node moves this fraction toward its points, cosine-decayed over each target to --tree-step-end", positive=True, maximum=1, metavar="S", group="tree", method=True),
+    P("tree_step_end", "float", 0.006, "points: the step at the end of each target", positive=True, maximum=1, metavar="S", group="tree", method=True),
+    P("tree_ratio", "float", 0.45, "points: initial offset scale of layer l is R^l", positive=True, metavar="R", group="tree", method=True),
+    P("tree_lr", "float", 2e-3, "neural: Adam learning rate, cosine-decayed", positive=True, metavar="LR", group="tree", method=True),
+    P("tree_eval_samples", "int", 1_000_000, "the model is also scored on N samples: kl_model in metrics.json", minimum=1, metavar="N", group="tree", method=True),
+    P("tree_prior", "choice", "learned", "how a sample picks a child: learned = in proportion to its recent use by the data, uniform = 1/K as in the paper", choices=TREE_PRIORS, group="tree", method=True),
     P("frames", "int", 96, "GIF frames recorded per target (0 = none)", minimum=0),
     P("eval_every", "int", None, "also log the KL every N steps (default: once per frame)", minimum=1, optional=True, metavar="N"),
     P("bins", "int", 100, "grid size per side", minimum=MIN_BINS, maximum=MAX_BINS, group="target"),
@@ -249,8 +263,22 @@ def _beta_anneals(v: dict[str, Any]) -> None:
         raise ToylabError(f"--beta-schedule geometric needs --beta-start > 0, got {start}")
 
 
+def _tree_fits(v: dict[str, Any]) -> None:
+    form = TREE_FORM_DEFAULTS[v.get("tree_form", "points")]
+    k = v.get("k") if v.get("k") is not None else form["k"]
+    layers = v.get("layers") if v.get("layers") is not None else form["layers"]
+    if k**layers > TREE_MAX_LEAVES:
+        raise ToylabError(
+            f"--k {k} --layers {layers} gives {k**layers} leaves; at most {TREE_MAX_LEAVES} are allowed"
+        )
+
+
 # Rules between parameters, checked after each value on its own.
-CROSS_RULES: tuple[Callable[[dict[str, Any]], None], ...] = (_lr_is_stable, _beta_anneals)
+CROSS_RULES: tuple[Callable[[dict[str, Any]], None], ...] = (
+    _lr_is_stable,
+    _beta_anneals,
+    _tree_fits,
+)
 
 
 def help_text(p: Param, default: Any = None) -> str:

@@ -297,6 +297,9 @@ class Run:
         methods = {}
         for name, scores in self.current_fit()[1].items():
             methods[name] = scores | {"seconds": round(self.seconds[name], 4), "steps": self.step}
+            extra = getattr(self.methods[name], "extra_metrics", None)  # tree: KL on 10^6 samples
+            if extra is not None:
+                methods[name] |= extra(density)
         return {
             "target": density.name,
             "complete": final,

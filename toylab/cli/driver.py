@@ -255,6 +255,13 @@ def results_table(metrics: dict[str, Any]) -> str:
                     f"{m['seconds']:.2f}",
                 ]
             )
+    if any("kl_model" in m for t in metrics["targets"] for m in t["methods"].values()):
+        # a model that can be sampled beyond its K shown points (tree): KL on 10^6 samples
+        header.insert(3, "model KL")
+        for r, m in zip(
+            rows, (m for t in metrics["targets"] for m in t["methods"].values()), strict=True
+        ):
+            r.insert(3, f"{m['kl_model']:.4f}" if "kl_model" in m else "-")
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
     ]

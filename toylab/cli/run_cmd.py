@@ -57,6 +57,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "soft selection (--method soft): node k picked with probability ~ exp(-beta d_k)"
     )
     params.add_options(soft, [q.name for q in params.CONFIG_PARAMS if q.group == "soft"])
+    tree = p.add_argument_group(
+        "hierarchical DDN (--method tree): L layers of K candidates, a sample is a path in a "
+        "K-ary tree; best with a large --batch (e.g. 1024)"
+    )
+    params.add_options(tree, [q.name for q in params.CONFIG_PARAMS if q.group == "tree"])
     add_target_options(p)
     out = p.add_argument_group("output")
     out.add_argument(

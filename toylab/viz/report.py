@@ -330,6 +330,10 @@ def metrics_tables(metrics: dict[str, Any], args: dict[str, Any]) -> str:
     if not targets:
         return '<p class="note">No target was begun, so there are no metrics yet.</p>'
     n = max(len(args.get("targets") or []), len(targets))
+    columns = TABLE_COLUMNS
+    if any("kl_model" in v for t in targets for v in t.get("methods", {}).values()):
+        # a model sampled beyond its K shown points (--method tree): its KL on 10^6 samples
+        columns = (TABLE_COLUMNS[0], ("kl_model", "model KL (10^6 samples)"), *TABLE_COLUMNS[1:])
     blocks = []
     for t, target in enumerate(targets):
         real = target.get("real_samples", {}) or {}
@@ -341,13 +345,12 @@ def metrics_tables(metrics: dict[str, Any], args: dict[str, Any]) -> str:
             if target.get("complete", True)
             else '<span class="badge warn">interrupted</span>'
         )
-        head = "".join(f"<th>{html.escape(label)}</th>" for _, label in TABLE_COLUMNS)
+        head = "".join(f"<th>{html.escape(label)}</th>" for _, label in columns)
         rows = []
         for m, v in methods.items():
             values = {**v, "real_kl": real.get("kl")}
             cells = "".join(
-                _cell(k, values.get(k), m, t, best=(k == "kl" and m == best))
-                for k, _ in TABLE_COLUMNS
+                _cell(k, values.get(k), m, t, best=(k == "kl" and m == best)) for k, _ in columns
             )
             rows.append(
                 f'<tr data-method="{html.escape(m)}"><th class="method">{html.escape(m)}</th>{cells}</tr>'
@@ -357,7 +360,7 @@ def metrics_tables(metrics: dict[str, Any], args: dict[str, Any]) -> str:
                 _cell(k, real.get(k) if k in (*METRIC_NAMES, "stray") else None, "real_samples", t)
                 if k != "real_kl"
                 else _cell(k, real.get("kl"), "real_samples", t)
-                for k, _ in TABLE_COLUMNS
+                for k, _ in columns
             )
             rows.append(
                 f'<tr class="real" data-method="real_samples"><th class="method">real samples</th>{cells}</tr>'
