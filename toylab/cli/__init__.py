@@ -11,10 +11,18 @@ import argparse
 import sys
 
 from densities import DensityError
-from toylab.cli import densities_cmd, explain_cmd, figure_cmd, gif_cmd, run_cmd, sample_cmd
+from toylab.cli import (
+    densities_cmd,
+    explain_cmd,
+    figure_cmd,
+    gif_cmd,
+    run_cmd,
+    sample_cmd,
+    sweep_cmd,
+)
 from toylab.errors import ToylabError
 
-COMMANDS = [run_cmd, gif_cmd, figure_cmd, densities_cmd, sample_cmd, explain_cmd]
+COMMANDS = [run_cmd, gif_cmd, figure_cmd, densities_cmd, sample_cmd, explain_cmd, sweep_cmd]
 
 
 class OneLineParser(argparse.ArgumentParser):
