@@ -107,6 +107,7 @@ class RayExecutor:
         self.ray = ray
         kwargs: dict[str, Any] = {
             "log_to_driver": False,
+            "logging_level": "WARNING",
             "runtime_env": {"env_vars": single_thread_env()},
         }
         if address:

@@ -174,17 +174,18 @@ def _execute(
     except ValueError:  # not the main thread
         previous = None
     executor = None
-    bar = tqdm(
-        total=outcome.total,
-        initial=outcome.skipped,
-        unit="cell",
-        desc="sweep",
-        file=sys.stderr,
-        disable=quiet,
-        dynamic_ncols=True,
-    )
+    bar = None
     try:
         executor = make_executor(kind, workers, address)
+        bar = tqdm(
+            total=outcome.total,
+            initial=outcome.skipped,
+            unit="cell",
+            desc=f"sweep ({executor.workers} workers)",
+            file=sys.stderr,
+            disable=quiet,
+            dynamic_ncols=True,
+        )
         by_token: dict[Any, Cell] = {}
         attempts: dict[str, int] = {}
         queue = list(pending)
@@ -242,7 +243,8 @@ def _execute(
             file=sys.stderr,
         )
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         if executor is not None:
             executor.close(cancel=True)
         if previous is not None:

@@ -252,6 +252,21 @@ def parse_spec(
             _to_argv(norm, v, action, f"{label}: axes.{key}")  # type check before the product
         axis_actions[key] = (norm, action)
 
+    # Each value alone first (with the fixed options), so an error names its key and value;
+    # then every cell (a combination may still be refused, e.g. beta-start > beta-end).
+    # (Each value is checked in a real cell of the grid: the other axes at their first value.)
+    targets_cache: dict[str, None] = {}
+    first = {k: vs[0] for k, vs in axes.items()}
+    if not axes:
+        _validate_cell(parser, fixed_argv, f"{label}: [fixed]", targets_cache)
+    for key, values in axes.items():
+        for v in values:
+            argv = list(fixed_argv)
+            for k, value in (first | {key: v}).items():
+                norm, action = axis_actions[k]
+                argv += _to_argv(norm, value, action, f"{label}: axes.{k}")
+            _validate_cell(parser, argv, f"{label}: axes.{key} = {v!r}", targets_cache)
+
     count = math.prod(len(v) for v in axes.values())
     if count > max_cells and not yes:
         sizes = " x ".join(f"{len(v)} {k}" for k, v in axes.items())
@@ -261,7 +276,6 @@ def parse_spec(
         )
 
     spec = SweepSpec(path, text, fixed, axes, output)
-    targets_cache: dict[str, None] = {}
     names: set[str] = set()
     for combo in itertools.product(*axes.values()):
         values = dict(zip(axes, combo, strict=True))

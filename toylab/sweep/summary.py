@@ -105,14 +105,14 @@ def _curve_panels(fig: Any, spec: SweepSpec, rows: list[dict[str, Any]]) -> None
     for ax, key in zip(panels, axes_keys, strict=True):
         col = option_dest(key)
         others = [option_dest(k) for k in others_all if k != key]
-        label_keys = ["target", *others]
+        label_keys = ["target", *(c for c in others if c != "targets")]
         curves: dict[tuple, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
-        real: dict[Any, list[float]] = defaultdict(list)
+        real: dict[Any, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
         for r in done:
             label = tuple(r.get(c) for c in label_keys)
             curves[(r["method"], label)][r[col]].append(float(r["kl"]))
-            if r.get("real_kl") is not None:
-                real[r[col]].append(float(r["real_kl"]))
+            if r.get("real_kl") is not None and r["method"] == methods[0]:  # once per cell
+                real[r["target"]][r[col]].append(float(r["real_kl"]))
         averaged = len(curves) > MAX_LINES
         if averaged:  # too many settings: average them, keep one curve per method
             merged: dict[tuple, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -145,9 +145,20 @@ def _curve_panels(fig: Any, spec: SweepSpec, rows: list[dict[str, Any]]) -> None
                 ms=4,
             )
             all_y += [y for x in xs for y in pts[x]]
-        xs = sorted(real)
-        ax.plot(xs, [np.mean(real[x]) for x in xs], "k--", lw=1, label="real samples")
-        all_y += [y for x in xs for y in real[x]]
+        for j, (target, pts) in enumerate(real.items()):
+            xs = sorted(pts)
+            name = "real samples" + (f" {target}" if len(real) > 1 else "")
+            ax.plot(
+                xs,
+                [np.mean(pts[x]) for x in xs],
+                ls="--",
+                color=f"{0.2 + 0.15 * j % 0.6}",
+                lw=1,
+                marker=markers[j % len(markers)],
+                ms=3,
+                label=name,
+            )
+            all_y += [y for x in xs for y in pts[x]]
         xvals = [float(v) for v in spec.axes[key]]
         if min(xvals) > 0 and max(xvals) / min(xvals) >= 10:
             ax.set_xscale("log")
