@@ -49,26 +49,36 @@ def run_cell(payload: dict[str, Any]) -> dict[str, Any]:
     config = RunConfig.from_dict(payload["config"]).validate()
     config.threads = set_threads(1)
     output = payload.get("output", {})
+    parts: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="toylab-cell-") as tmp:
         out = Path(tmp) / payload["name"]
         out.mkdir()
+        t = time.perf_counter()
         run = Run(config)
         extra = {
             "command": ["toylab", "run", *payload.get("argv", [])],
             "sweep": {"cell": payload["name"]},
         }
         rundir.write_config(out, config, extra)
+        parts["start"] = time.perf_counter() - t
+        t = time.perf_counter()
         run.advance()
+        parts["advance"] = time.perf_counter() - t
+        t = time.perf_counter()
         rundir.write_state(out, run)
         write_pictures(out, run, output)
-        fit = sum(m["seconds"] for t in run.metrics()["targets"] for m in t["methods"].values())
+        parts["write"] = time.perf_counter() - t
+        t = time.perf_counter()
         data = zip_dir(out)
+        parts["zip"] = time.perf_counter() - t
+    metrics = run.metrics()
     return {
         "name": payload["name"],
-        "metrics": run.metrics(),
+        "metrics": metrics,
         "zip": data,
         "wall": time.perf_counter() - t0,
-        "fit": fit,
+        "fit": sum(m["seconds"] for t in metrics["targets"] for m in t["methods"].values()),
+        "parts": parts,
         "host": os.uname().nodename,
     }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class Outcome:
     failed: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False
     files: list[Path] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # start, cells, summary
 
     @property
     def exit_code(self) -> int:
@@ -135,8 +137,10 @@ def run_sweep(
         print(f"skipped {outcome.skipped} finished cell(s)", file=sys.stderr)
     from toylab.sweep.summary import write_summary
 
+    t0 = time.perf_counter()
     ordered = [r for c in spec.cells for r in rows.get(c.name, [])]
     outcome.files += write_summary(out, spec, ordered)
+    outcome.seconds["summary"] = time.perf_counter() - t0
     return outcome
 
 
@@ -176,7 +180,10 @@ def _execute(
     executor = None
     bar = None
     try:
+        t0 = time.perf_counter()
         executor = make_executor(kind, workers, address)
+        outcome.seconds["start"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         bar = tqdm(
             total=outcome.total,
             initial=outcome.skipped,
@@ -214,6 +221,7 @@ def _execute(
                     if not quiet:
                         tqdm.write(f"cell {cell.name} failed twice: {error}", file=sys.stderr)
                 else:
+                    t_driver = time.perf_counter()
                     unpack(result["zip"], cells_dir / cell.name)
                     wall = round(result["wall"], 4)
                     rows[cell.name] = cell_rows(
@@ -226,14 +234,19 @@ def _execute(
                         "wall": wall,
                         "fit": round(result["fit"], 4),
                         "host": result.get("host", ""),
+                        "parts": {k: round(v, 4) for k, v in result.get("parts", {}).items()},
                     }
                     outcome.done += 1
                 save()
+                if not isinstance(result, BaseException):
+                    state[cell.name]["parts"]["driver"] = round(time.perf_counter() - t_driver, 4)
                 bar.update(1)
                 if outcome.failed:
                     bar.set_postfix_str(f"{len(outcome.failed)} failed", refresh=False)
                 while queue and len(by_token) < in_flight:
                     submit(queue.pop(0))
+        save()
+        outcome.seconds["cells"] = time.perf_counter() - t0
         executor.close()
         executor = None
     except (KeyboardInterrupt, _Term):
