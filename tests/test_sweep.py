@@ -155,6 +155,38 @@ final_png = true
     assert "Failed cells (1)" in (out / "summary.md").read_text()
 
 
+@pytest.mark.slow  # two worker pools on a loaded machine: ~30-60 s
+def test_ctrl_c_keeps_finished_cells_and_a_rerun_finishes_the_rest(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        GOOD_FIXED.replace("steps = 10", "steps = 3000")
+        + 'method = "sp"\nnodes = 500\nframes = 2\n[axes]\nseed = [0, 1, 2, 3, 4, 5, 6, 7]\n'
+    )
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "toylab", "sweep", str(spec), "--out", str(out), "--workers", "1"]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if (out / RESULTS_CSV).is_file() and any(r["status"] == "done" for r in rows_of(out)):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the sweep ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    kept = {r["cell"] for r in rows_of(out) if r["status"] == "done"}
+    assert 1 <= len(kept) < 8
+    assert "--resume" in err and "Traceback" not in err
+    stamps = {c: (out / "cells" / c / "metrics.json").stat().st_mtime_ns for c in kept}
+    assert not [p for p in (out / "cells").iterdir() if p.name.startswith(".")]  # no half cell
+    done = subprocess.run(cmd + ["--quiet"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = rows_of(out)
+    assert len(rows) == 8 and all(r["status"] == "done" for r in rows)
+    assert {c: (out / "cells" / c / "metrics.json").stat().st_mtime_ns for c in kept} == stamps
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -60,21 +60,34 @@ class LocalExecutor:
         # torch and numba under it (the driver's own pools are already sized and unaffected).
         self._env = _env(single_thread_env())
         self._env.__enter__()
-        self.pool = cf.ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=ctx, initializer=init_worker
+        self._ctx = ctx
+        self.pool = self._new_pool()
+        self._pool_of: dict[cf.Future, cf.ProcessPoolExecutor] = {}
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=self._ctx, initializer=init_worker
         )
 
     def submit(self, payload: dict[str, Any]) -> cf.Future:
-        return self.pool.submit(run_cell, payload)
+        future = self.pool.submit(run_cell, payload)
+        self._pool_of[future] = self.pool
+        return future
 
     def wait(self, pending: list[cf.Future]) -> list[tuple[cf.Future, Any]]:
         done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
         out = []
         for f in done:
+            pool = self._pool_of.pop(f, None)
             try:
                 out.append((f, f.result()))
-            except cf.process.BrokenProcessPool as err:
-                raise ToylabError(f"a worker process died ({err}); rerun to resume") from None
+            except cf.process.BrokenProcessPool:
+                # A worker was killed (out of memory?): every cell in flight on that pool is
+                # lost. Report them as failed attempts (the runner retries once) on a new pool.
+                if pool is self.pool:
+                    self.pool.shutdown(wait=False, cancel_futures=True)
+                    self.pool = self._new_pool()
+                out.append((f, RuntimeError("a worker process died (killed, or out of memory)")))
             except Exception as err:  # the cell's own error, reported per cell
                 out.append((f, err))
         return out
@@ -112,7 +125,8 @@ class RayExecutor:
         }
         if address:
             kwargs["address"] = address
-        else:
+        else:  # "local": a private Ray, never a cluster some `ray start` left on this machine
+            kwargs["address"] = "local"
             kwargs["num_cpus"] = workers or os.cpu_count() or 1
             kwargs["include_dashboard"] = False
         try:

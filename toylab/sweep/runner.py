@@ -11,6 +11,7 @@ OUT/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -121,6 +122,13 @@ def run_sweep(
             outcome.skipped += 1
         else:
             pending.append(cell)
+    runner = None
+    if pending:  # before anything is written: a bad --address or no Ray leaves no files
+        from toylab.sweep.executors import make_executor
+
+        t0 = time.perf_counter()
+        runner = make_executor(executor, workers, address)
+        outcome.seconds["start"] = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     cells_dir.mkdir(exist_ok=True)
     write_text(out / SPEC_FILE, spec.text)
@@ -131,8 +139,8 @@ def run_sweep(
         write_json(out / SWEEP_FILE, {"cells": state})
 
     save()
-    if pending:
-        _execute(spec, pending, out, executor, workers, address, quiet, rows, state, outcome, save)
+    if runner is not None:
+        _execute(spec, pending, out, runner, quiet, rows, state, outcome, save)
     if not quiet and outcome.skipped:
         print(f"skipped {outcome.skipped} finished cell(s)", file=sys.stderr)
     from toylab.sweep.summary import write_summary
@@ -155,9 +163,7 @@ def _execute(
     spec: SweepSpec,
     pending: list[Cell],
     out: Path,
-    kind: str,
-    workers: int | None,
-    address: str | None,
+    executor: Any,
     quiet: bool,
     rows: dict[str, list[dict[str, Any]]],
     state: dict[str, dict[str, Any]],
@@ -165,24 +171,18 @@ def _execute(
     save: Any,
 ) -> None:
     from toylab.sweep.cell import unpack
-    from toylab.sweep.executors import make_executor
 
     cells_dir = out / CELLS_DIR
 
     def on_term(signum: int, frame: Any) -> None:
         raise _Term
 
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread
-        previous = None
-    executor = None
+    previous = None
     bar = None
     try:
-        t0 = time.perf_counter()
-        executor = make_executor(kind, workers, address)
-        outcome.seconds["start"] = time.perf_counter() - t0
+        # After the executor: ray.init installs its own SIGTERM handler.
+        with contextlib.suppress(ValueError):  # ValueError: not the main thread
+            previous = signal.signal(signal.SIGTERM, on_term)
         t0 = time.perf_counter()
         bar = tqdm(
             total=outcome.total,

@@ -96,7 +96,12 @@ def _curve_panels(fig: Any, spec: SweepSpec, rows: list[dict[str, Any]]) -> None
     if not axes_keys or not done:
         ax = fig.subplots(1, 1)
         ax.axis("off")
-        ax.text(0.5, 0.5, "no numeric axis (besides seed) to plot against", ha="center")
+        ax.text(
+            0.5,
+            0.5,
+            "no finished cell, or no numeric axis (besides seed) to plot KL against",
+            ha="center",
+        )
         return
     panels = fig.subplots(1, len(axes_keys), squeeze=False)[0]
     methods = list(dict.fromkeys(r["method"] for r in done))
@@ -263,7 +268,11 @@ def write_figure(out: Path, spec: SweepSpec, rows: list[dict[str, Any]]) -> list
     top, bottom = fig.subfigures(2, 1, height_ratios=[3.6, 1.9 * n_rows])
     _curve_panels(top, spec, rows)
     _fit_grid(bottom, spec, rows, out)
-    bottom.suptitle("final fits (first seed)", fontsize=9)
+    rows_text = f"rows {row_key}, " if row_key else ""
+    cols_text = f"columns {col_key} x method" if col_key else "columns method"
+    bottom.suptitle(
+        f"final fits ({rows_text}{cols_text}; other axes at their first value)", fontsize=9
+    )
     written = []
     for name, fmt in ((SUMMARY_PNG, "png"), (SUMMARY_PDF, "pdf")):
         written.append(write_with(out / name, lambda tmp, f=fmt: fig.savefig(tmp, format=f)))
