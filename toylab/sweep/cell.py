@@ -41,6 +41,7 @@ def init_worker() -> None:
 def run_cell(payload: dict[str, Any]) -> dict[str, Any]:
     """Fit one cell; return {"name", "metrics", "zip", "wall", "fit"} (zip = the run dir)."""
     t0 = time.perf_counter()
+    begin = time.time()
     from toylab.cli.driver import set_threads
     from toylab.config import RunConfig
     from toylab.run import Run
@@ -79,6 +80,7 @@ def run_cell(payload: dict[str, Any]) -> dict[str, Any]:
         "wall": time.perf_counter() - t0,
         "fit": sum(m["seconds"] for t in metrics["targets"] for m in t["methods"].values()),
         "parts": parts,
+        "span": (begin, time.time()),  # wall-clock start and end, to measure idle gaps
         "host": os.uname().nodename,
     }
 

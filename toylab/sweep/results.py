@@ -109,10 +109,11 @@ def have_parquet() -> bool:
     return True
 
 
-def write_results(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
-    """Rewrite results.csv (and results.parquet) atomically; return the files written."""
+def write_results(out: Path, rows: list[dict[str, Any]], parquet: bool = True) -> list[Path]:
+    """Rewrite results.csv (and results.parquet if `parquet` and pyarrow is installed)
+    atomically; return the files written."""
     written = [write_text(out / RESULTS_CSV, csv_text(rows))]
-    if have_parquet():
+    if parquet and have_parquet():
         import pyarrow as pa
         import pyarrow.parquet as pq
 

@@ -32,6 +32,7 @@ SWEEP_FILE = "sweep.json"
 CELLS_DIR = "cells"
 ERROR_FILE = "error.txt"
 RETRIES = 1
+PARQUET_EVERY = 5.0  # seconds
 
 
 @dataclass
@@ -133,14 +134,25 @@ def run_sweep(
     cells_dir.mkdir(exist_ok=True)
     write_text(out / SPEC_FILE, spec.text)
 
-    def save() -> None:
+    last_parquet = [0.0]
+
+    def save(final: bool = False) -> None:
+        """results.csv and sweep.json after every cell; results.parquet (40 ms at 200 rows)
+        at most every PARQUET_EVERY seconds and at the end. A cell missing from them after a
+        crash is not lost: its run directory is complete, and the next run reads it back."""
         ordered = [r for c in spec.cells for r in rows.get(c.name, [])]
-        outcome.files = write_results(out, ordered)
+        parquet = final or time.monotonic() - last_parquet[0] >= PARQUET_EVERY
+        outcome.files = write_results(out, ordered, parquet)
+        if parquet:
+            last_parquet[0] = time.monotonic()
         write_json(out / SWEEP_FILE, {"cells": state})
 
     save()
     if runner is not None:
-        _execute(spec, pending, out, runner, quiet, rows, state, outcome, save)
+        try:
+            _execute(spec, pending, out, runner, quiet, rows, state, outcome, save)
+        finally:
+            save(final=True)
     if not quiet and outcome.skipped:
         print(f"skipped {outcome.skipped} finished cell(s)", file=sys.stderr)
     from toylab.sweep.summary import write_summary
@@ -235,6 +247,7 @@ def _execute(
                         "fit": round(result["fit"], 4),
                         "host": result.get("host", ""),
                         "parts": {k: round(v, 4) for k, v in result.get("parts", {}).items()},
+                        "span": result.get("span"),
                     }
                     outcome.done += 1
                 save()
@@ -245,7 +258,6 @@ def _execute(
                     bar.set_postfix_str(f"{len(outcome.failed)} failed", refresh=False)
                 while queue and len(by_token) < in_flight:
                     submit(queue.pop(0))
-        save()
         outcome.seconds["cells"] = time.perf_counter() - t0
         executor.close()
         executor = None
