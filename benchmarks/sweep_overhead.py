@@ -116,8 +116,8 @@ def main() -> None:
     start1 = pool_start(1)
     start2 = pool_start(2)
     plain, fit = plain_serial(spec, root / "plain")
-    s1, _ = sweep(spec, root, 1)
-    s2, _ = sweep(spec, root, 2)
+    s1, st1 = sweep(spec, root, 1)
+    s2, st2 = sweep(spec, root, 2)
     load = os.getloadavg()[0]
     print(f"  pool start-up alone: 1 worker {start1:.1f} s, 2 workers {start2:.1f} s")
     print(f"  plain serial (this process, no sweep): {plain:7.1f} s   (fit {fit:.1f} s)")
@@ -125,6 +125,16 @@ def main() -> None:
         print(
             f"  sweep --workers {w}: cells {s['cells']:7.1f} s (start-up included), "
             f"summary {s['summary']:.1f} s, total {s['total']:.1f} s"
+        )
+    for w, st in ((1, st1), (2, st2)):
+        cells = list(st.values())
+        span = max(c["span"][1] for c in cells) - min(c["span"][0] for c in cells)
+        wall = sum(c["wall"] for c in cells)
+        cpu = sum(c["cpu"] for c in cells)
+        print(
+            f"  --workers {w}: cells running at once {wall / span:.2f} on average; a cell's "
+            f"wall {wall / len(cells):.3f} s, of which CPU {100 * cpu / wall:.0f}% (the share of "
+            "a core each worker got)"
         )
     net1, net2 = s1["cells"] - start1, s2["cells"] - start2
     print(

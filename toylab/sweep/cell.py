@@ -42,6 +42,7 @@ def run_cell(payload: dict[str, Any]) -> dict[str, Any]:
     """Fit one cell; return {"name", "metrics", "zip", "wall", "fit"} (zip = the run dir)."""
     t0 = time.perf_counter()
     begin = time.time()
+    cpu = time.process_time()
     from toylab.cli.driver import set_threads
     from toylab.config import RunConfig
     from toylab.run import Run
@@ -81,6 +82,7 @@ def run_cell(payload: dict[str, Any]) -> dict[str, Any]:
         "fit": sum(m["seconds"] for t in metrics["targets"] for m in t["methods"].values()),
         "parts": parts,
         "span": (begin, time.time()),  # wall-clock start and end, to measure idle gaps
+        "cpu": time.process_time() - cpu,  # CPU seconds: cpu / wall = the share of a core it got
         "host": os.uname().nodename,
     }
 

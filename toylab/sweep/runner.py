@@ -248,6 +248,7 @@ def _execute(
                         "host": result.get("host", ""),
                         "parts": {k: round(v, 4) for k, v in result.get("parts", {}).items()},
                         "span": result.get("span"),
+                        "cpu": round(result.get("cpu", float("nan")), 4),
                     }
                     outcome.done += 1
                 save()
