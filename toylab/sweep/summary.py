@@ -54,8 +54,14 @@ def _stats(values: list[float]) -> tuple[float, float, float, float]:
 
 def markdown(spec: SweepSpec, rows: list[dict[str, Any]]) -> str:
     """Two tables: KL mean ± sd over seeds per setting, then every row of results.csv."""
-    axes = [k for k in spec.axes if option_dest(k) != "seed"]
     done = [r for r in rows if r["status"] == "done"]
+    # the seed is averaged over; a target axis is the row's own `target` column already
+    plain_targets = all(r["targets"] == r["target"] for r in rows)
+    axes = [
+        k
+        for k in spec.axes
+        if option_dest(k) != "seed" and not (option_dest(k) == "targets" and plain_targets)
+    ]
     lines = [f"# Sweep summary: {len(spec.cells)} cells", ""]
     if spec.fixed:
         lines += ["Fixed: " + ", ".join(f"`{k} = {v!r}`" for k, v in spec.fixed.items()), ""]
@@ -166,7 +172,11 @@ def _curve_panels(fig: Any, spec: SweepSpec, rows: list[dict[str, Any]]) -> None
             all_y += [y for x in xs for y in pts[x]]
         xvals = [float(v) for v in spec.axes[key]]
         if min(xvals) > 0 and max(xvals) / min(xvals) >= 10:
+            from matplotlib.ticker import NullFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(xvals, [f"{v:g}" for v in xvals])
         if all_y and min(all_y) > 0:
             ax.set_yscale("log")
         ax.set_xlabel(key)
