@@ -133,8 +133,8 @@ def main() -> None:
         cpu = sum(c["cpu"] for c in cells)
         print(
             f"  --workers {w}: cells running at once {wall / span:.2f} on average; a cell's "
-            f"wall {wall / len(cells):.3f} s, of which CPU {100 * cpu / wall:.0f}% (the share of "
-            "a core each worker got)"
+            f"wall {wall / len(cells):.3f} s, CPU {cpu / len(cells):.3f} s "
+            f"({100 * cpu / wall:.0f}%: the share of a core each worker got)"
         )
     net1, net2 = s1["cells"] - start1, s2["cells"] - start2
     print(

@@ -232,6 +232,8 @@ def parse_spec(
             raise SpecError(
                 f"{label}: fixed.{key}: a list belongs in [axes]; a fixed option has one value"
             )
+        if norm in seen:
+            raise SpecError(f"{label}: fixed.{key}: also given as {seen[norm]}; keep one of them")
         seen[norm] = f"fixed.{key}"
         fixed_argv += _to_argv(norm, value, action, f"{label}: fixed.{key}")
     axis_actions = {}
@@ -246,15 +248,14 @@ def parse_spec(
             )
         if not values:
             raise SpecError(f"{label}: axes.{key}: empty axis; give at least one value")
-        if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
+        flags = [tuple(_to_argv(norm, v, action, f"{label}: axes.{key}")) for v in values]
+        if len(set(flags)) != len(flags):
             raise SpecError(f"{label}: axes.{key}: a value is listed twice in {values!r}")
-        for v in values:
-            _to_argv(norm, v, action, f"{label}: axes.{key}")  # type check before the product
         axis_actions[key] = (norm, action)
 
-    # Each value alone first (with the fixed options), so an error names its key and value;
-    # then every cell (a combination may still be refused, e.g. beta-start > beta-end).
-    # (Each value is checked in a real cell of the grid: the other axes at their first value.)
+    # Each axis value first, in a real cell of the grid (the other axes at their first value),
+    # so an error names its key and value; then every cell after the cap check (a combination
+    # may still be refused, e.g. beta-start > beta-end).
     targets_cache: dict[str, None] = {}
     first = {k: vs[0] for k, vs in axes.items()}
     if not axes:
