@@ -343,6 +343,19 @@ def test_out_that_is_not_a_sweep_is_refused(tmp_path, capsys):
     assert main(["sweep", "--resume", str(tmp_path / "nope")]) == 2
 
 
+def test_unreachable_ray_address_is_one_line_and_nothing_written(tmp_path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text(GOOD_FIXED)
+    out = tmp_path / "out"
+    args = ["sweep", str(spec), "--out", str(out), "--executor", "ray"]
+    assert main([*args, "--address", f"127.0.0.1:{free_port()}"]) == 2
+    err = capsys.readouterr().err
+    assert "no Ray head answers there" in err and "ray start --head" in err
+    assert not out.exists()
+    assert main(["sweep", str(spec), "--out", str(out), "--address", "127.0.0.1:1"]) == 2
+    assert "--address is for --executor ray" in capsys.readouterr().err
+
+
 def test_help_shows_a_spec_and_ray_instructions(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["sweep", "--help"])

@@ -124,6 +124,7 @@ class RayExecutor:
             "runtime_env": {"env_vars": single_thread_env()},
         }
         if address:
+            _check_reachable(address)
             kwargs["address"] = address
         else:  # "local": a private Ray, never a cluster some `ray start` left on this machine
             kwargs["address"] = "local"
@@ -158,6 +159,23 @@ class RayExecutor:
 
     def close(self, cancel: bool = False) -> None:
         self.ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a HOST:PORT nobody listens on (ray.init would wait for minutes)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # "auto", ray://...: leave it to Ray
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        raise ToylabError(
+            f"--address {address}: no Ray head answers there ({err.strerror or err}); start one "
+            f"with `ray start --head --port={port}`"
+        ) from None
 
 
 def make_executor(kind: str, workers: int | None, address: str | None) -> Executor:
