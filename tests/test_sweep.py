@@ -136,6 +136,7 @@ image = "{picture}"
 target = ["gaussian", "image", "uniform"]
 [output]
 final_png = true
+gif = true
 """
     )
     spec = load_spec(spec_file)  # validated: the image exists now
@@ -150,7 +151,8 @@ final_png = true
     assert rows["image"]["kl"] == "" and "blob.png" in rows["image"]["error"]
     for name in ("gaussian", "uniform"):
         assert rows[name]["status"] == "done" and rows[name]["attempts"] == "1"
-        assert (out / "cells" / rows[name]["cell"] / "final.png").is_file()
+        files = {p.name for p in (out / "cells" / rows[name]["cell"]).iterdir()}
+        assert {"final.png", "comparison.gif"} <= files and "report.html" not in files
     assert (out / "cells" / failed_name / "error.txt").read_text().strip() == error
     assert "Failed cells (1)" in (out / "summary.md").read_text()
 
