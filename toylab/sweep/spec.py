@@ -52,9 +52,9 @@ NOT_CELL_OPTIONS = {
     "resume": "use `toylab sweep --resume`",
     "quiet": "the sweep shows one progress bar over cells",
     "threads": "the sweep runs each cell on 1 thread, one cell per worker",
-    "fps": "pictures are set in [output]",
-    "scale": "pictures are set in [output]",
-    "mp4": "pictures are set in [output]",
+    "fps": "a sweep's GIFs use the defaults; re-render a cell with `toylab gif DIR --fps N`",
+    "scale": "a sweep's GIFs use the defaults; re-render a cell with `toylab gif DIR --scale N`",
+    "mp4": "a sweep writes no MP4; make one from a cell with `toylab gif DIR --mp4`",
     "help": "not an option",
 }
 
