@@ -4,6 +4,7 @@ started as a separate process, and every kind of bad spec."""
 import csv
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -161,8 +162,8 @@ gif = true
 def test_ctrl_c_keeps_finished_cells_and_a_rerun_finishes_the_rest(tmp_path):
     spec = tmp_path / "spec.toml"
     spec.write_text(
-        GOOD_FIXED.replace("steps = 10", "steps = 3000")
-        + 'method = "sp"\nnodes = 500\nframes = 2\n[axes]\nseed = [0, 1, 2, 3, 4, 5, 6, 7]\n'
+        GOOD_FIXED.replace("steps = 10", "steps = 150000")  # about a second a cell
+        + 'method = "sp"\nnodes = 500\nframes = 2\n[axes]\nseed = [0, 1, 2, 3, 4]\n'
     )
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -178,14 +179,14 @@ def test_ctrl_c_keeps_finished_cells_and_a_rerun_finishes_the_rest(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     kept = {r["cell"] for r in rows_of(out) if r["status"] == "done"}
-    assert 1 <= len(kept) < 8
+    assert 1 <= len(kept) < 5
     assert "--resume" in err and "Traceback" not in err
     stamps = {c: (out / "cells" / c / "metrics.json").stat().st_mtime_ns for c in kept}
     assert not [p for p in (out / "cells").iterdir() if p.name.startswith(".")]  # no half cell
     done = subprocess.run(cmd + ["--quiet"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = rows_of(out)
-    assert len(rows) == 8 and all(r["status"] == "done" for r in rows)
+    assert len(rows) == 5 and all(r["status"] == "done" for r in rows)
     assert {c: (out / "cells" / c / "metrics.json").stat().st_mtime_ns for c in kept} == stamps
 
 
@@ -205,7 +206,10 @@ def ray_head(tmp_path_factory):
         pytest.skip("the `ray` command is not installed")
     port = free_port()
     temp = Path("/tmp") / f"toylab-ray-{os.getpid()}"  # short: Ray's socket paths are limited
-    env = dict(os.environ, PYTHONPATH=str(REPO))  # workers import this checkout
+    # Token authentication (Ray's default for new clusters) with a token of this test only, so
+    # neither ~/.ray/auth_token nor another Ray on the machine changes the outcome.
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    env = dict(os.environ, PYTHONPATH=str(REPO), **auth)  # workers import this checkout
     cmd = [
         str(ray_bin),
         "start",
@@ -224,7 +228,7 @@ def ray_head(tmp_path_factory):
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
     try:
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", auth
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -237,20 +241,22 @@ def ray_head(tmp_path_factory):
 @pytest.mark.slow  # a Ray head takes 20-60 s to start on a loaded 2-core machine
 def test_ray_executor_gives_the_same_kls_as_local(local_sweep, ray_head, tmp_path):
     spec, local_out, _ = local_sweep
+    address, auth = ray_head
     out = tmp_path / "ray"
     code = None
     for _ in range(90):  # the head takes a while to come up on a loaded machine
         proc = subprocess.run(
             [sys.executable, "-m", "toylab", "sweep", str(spec), "--out", str(out)]
-            + ["--executor", "ray", "--address", ray_head, "--quiet"],
+            + ["--executor", "ray", "--address", address, "--quiet"],
             capture_output=True,
             text=True,
             timeout=300,
             cwd=tmp_path,
-            env=dict(os.environ, PYTHONPATH=str(REPO)),
+            env=dict(os.environ, PYTHONPATH=str(REPO), **auth),
         )
         code = proc.returncode
-        if code == 0 or "cannot start or reach a Ray cluster" not in proc.stderr:
+        starting = ("cannot start or reach a Ray cluster", "no Ray head answers there")
+        if code == 0 or not any(s in proc.stderr for s in starting):
             break
         time.sleep(2)
     assert code == 0, proc.stderr[-2000:]
