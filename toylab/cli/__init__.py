@@ -25,6 +25,7 @@ try:  # a Ctrl-C while importing is one line, exit 130
         lab_cmd,
         run_cmd,
         sample_cmd,
+        sweep_cmd,
         tree_cmd,
     )
     from toylab.errors import ToylabError
@@ -32,7 +33,17 @@ except KeyboardInterrupt:
     print("toylab: interrupted while starting", file=sys.stderr)
     raise SystemExit(130) from None
 
-COMMANDS = [run_cmd, gif_cmd, figure_cmd, densities_cmd, sample_cmd, explain_cmd, lab_cmd, tree_cmd]
+COMMANDS = [
+    run_cmd,
+    gif_cmd,
+    figure_cmd,
+    densities_cmd,
+    sample_cmd,
+    explain_cmd,
+    lab_cmd,
+    sweep_cmd,
+    tree_cmd,
+]
 
 
 class OneLineParser(argparse.ArgumentParser):
