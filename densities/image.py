@@ -30,7 +30,7 @@ EXACT_SIDE = 4096
 beyond it the border is never materialised, so memory stays that of the picture itself."""
 
 
-def _available_bytes() -> int | None:
+def available_bytes() -> int | None:
     """MemAvailable from /proc/meminfo (None where unknown)."""
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
@@ -45,7 +45,7 @@ def _available_bytes() -> int | None:
 def _check_size(path: Path, height: int, width: int) -> None:
     """Refuse, before decoding, a picture whose conversion would not fit in memory."""
     need = height * width * BYTES_PER_PIXEL
-    avail = _available_bytes()
+    avail = available_bytes()
     if avail is not None and need > 0.8 * avail:
         raise DensityError(
             f"image {str(path)!r} is {width} x {height} pixels: turning it into a density needs "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from densities.image import available_bytes  # MemAvailable, one reader for both
 from toylab.errors import ToylabError
 
 USABLE_FRACTION = 0.8
@@ -32,18 +33,6 @@ GIF_MAX_SIDE = 65535
 
 RGB_WORK_BYTES = 12
 """Per GIF pixel while a frame is drawn: RGB, palette indices and Pillow's copy."""
-
-
-def available_bytes() -> int | None:
-    """MemAvailable of /proc/meminfo in bytes, or None where it cannot be read."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def human(n: float) -> str:
