@@ -228,7 +228,7 @@ def ray_head(tmp_path_factory):
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
     try:
-        yield f"127.0.0.1:{port}", auth
+        yield f"127.0.0.1:{port}", auth, proc, log
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -241,10 +241,12 @@ def ray_head(tmp_path_factory):
 @pytest.mark.slow  # a Ray head takes 20-60 s to start on a loaded 2-core machine
 def test_ray_executor_gives_the_same_kls_as_local(local_sweep, ray_head, tmp_path):
     spec, local_out, _ = local_sweep
-    address, auth = ray_head
+    address, auth, head, log = ray_head
     out = tmp_path / "ray"
     code = None
     for _ in range(90):  # the head takes a while to come up on a loaded machine
+        if head.poll() is not None:  # the head died: say why instead of retrying for minutes
+            pytest.fail(f"the Ray head exited ({head.returncode}): {log.read_text()[-1500:]}")
         proc = subprocess.run(
             [sys.executable, "-m", "toylab", "sweep", str(spec), "--out", str(out)]
             + ["--executor", "ray", "--address", address, "--quiet"],
