@@ -284,7 +284,7 @@ def test_gif_and_sample_size_guards(tmp_path, monkeypatch, capsys, reference):
 def test_a_huge_picture_is_refused_before_decoding(tmp_path, monkeypatch, capsys):
     import densities.image as image
 
-    monkeypatch.setattr(image, "_available_bytes", lambda: 10**9)
+    monkeypatch.setattr(image, "available_bytes", lambda: 10**9)
     big = tmp_path / "big.png"
     Image.new("L", (6000, 6000), 255).save(big)
     assert main(["run", *TINY, "--target", "image", "--image", str(big)]) == 2
