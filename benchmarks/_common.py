@@ -310,7 +310,7 @@ def fit_sequence(
     run = Run(cfg, targets=[s.density for s in specs])
     ends: list[dict[str, Any]] = []
 
-    def on_step(r: Run) -> None:
+    def on_step(r: Run, _results: dict) -> None:
         if r.step == steps:
             ends.append(r.positions())
 

@@ -52,7 +52,7 @@ def plain_serial(spec, root: Path) -> tuple[float, float]:
         run = Run(cell.config)
         rundir.write_config(out, cell.config)
         run.advance()
-        rundir.write_state(out, run)
+        rundir.Saver(out, run_id="benchmark").save_state(run)
         fit += sum(m["seconds"] for m in run.metrics()["targets"][0]["methods"].values())
     return time.perf_counter() - t0, fit
 
