@@ -341,7 +341,7 @@ class Session:
     # -- saving -------------------------------------------------------------------------
     def save(self, root: Path) -> Path:
         """Write a normal run directory under `root` (a folder the server chose)."""
-        from toylab.cli.driver import finish
+        from toylab.outputs import finish
         from toylab.store import rundir
 
         run = self._need_run()

@@ -87,7 +87,7 @@ def run_cell(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_pictures(out: Path, run: Any, output: dict[str, Any]) -> None:
-    """The optional pictures, drawn by the functions `toylab run` uses (cli/driver.finish)."""
+    """The optional pictures, drawn by the functions `toylab run` uses (toylab.outputs)."""
     import numpy as np
 
     from toylab.store import rundir

@@ -10,7 +10,7 @@ Images are inlined as base64 data URIs (SVG for the curves, PNG for final.png), 
 no other file; the GIF is inlined too up to INLINE_GIF_MAX bytes and otherwise referenced as
 comparison.gif beside the report (a relative URL, which file:// pages load).
 
-`write_report(out, run, extra)` builds it from a Run in memory (runner.finish calls it after the
+`write_report(out, run, extra)` builds it from a Run in memory (toylab.outputs.finish calls it after the
 pictures, also on Ctrl-C); `write_report_from_dir(out)` rebuilds it from metrics.json, kl.csv
 and config.json alone. Both write atomically.
 """

@@ -1,0 +1,123 @@
+"""Everything a run directory shows: the saved state, final.png, the GIF, report.html and the
+outputs record, written in that order so a failed picture never costs the fit.
+
+Used by `toylab run` (cli/driver), the live lab's "Save run" and anything else that writes a
+normal run directory; above store/ and viz/, below the commands.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toylab.errors import ToylabError
+from toylab.run import Run
+from toylab.store import rundir
+
+
+def describe_os_error(err: OSError) -> str:
+    """'cannot write PATH: reason' for an OSError from writing a file."""
+    path = err.filename if err.filename is not None else "a file"
+    return f"cannot write {path}: {err.strerror or err}"
+
+
+def real_kls(run: Run) -> list[float]:
+    """Each target's real-samples KL so far (NaN for a target not begun), for the pictures."""
+    return [run.real.get(t, {}).get("kl", float("nan")) for t in range(len(run.targets))]
+
+
+def write_pictures(
+    out: Path,
+    run: Run,
+    gif_options: dict[str, Any],
+    quiet: bool,
+    current: dict[str, Path] | None = None,
+) -> list[Path]:
+    """final.png of the current target and comparison.gif of every recorded frame;
+    current["path"] names the file being written (for an error that does not)."""
+    from toylab.viz import gif, render
+
+    current = current if current is not None else {}
+    written = []
+    current["path"] = out / rundir.FINAL_PNG
+    density = run.density
+    fitted, scores = run.current_fit()
+    hists = np.stack([fitted[name] for name in run.methods])
+    kls = [scores[name]["kl"] for name in run.methods]
+    real = real_kls(run)
+    render.render_final_png(
+        out / rundir.FINAL_PNG,
+        hists,
+        list(run.methods),
+        density.array,
+        run.config.nodes,
+        kls,
+        density.name,
+        step=run.config.steps if run.done else run.step,
+        real_kl=real[min(run.target_pos, len(real) - 1)],
+        theme=gif_options.get("theme", render.DEFAULT_THEME),
+    )
+    written.append(out / rundir.FINAL_PNG)
+    if len(run.frames):
+        current["path"] = out / rundir.GIF_FILE
+        written += gif.render_run(
+            run.frames, out / rundir.GIF_FILE, progress=not quiet, real_kl=real, **gif_options
+        )
+    return written
+
+
+def finish(
+    out: Path,
+    run: Run,
+    gif_options: dict[str, Any],
+    quiet: bool,
+    saver: rundir.Saver | None = None,
+    save: bool = True,
+) -> list[Path]:
+    """Write every output file of the run as it stands (complete or interrupted): the state
+    first (unless save=False: it is saved already), then the pictures and the report, then
+    outputs.json. A file that cannot be written is one line; a fit already saved says how to
+    finish its outputs."""
+    saver = saver or rundir.Saver(out, run_id=os.urandom(8).hex())
+    if save:
+        try:
+            saver.save_state(run)
+        except OSError as err:
+            raise ToylabError(
+                f"{describe_os_error(err)}; this save failed, the previous one stays "
+                f"(continue from it with: toylab run --resume {out})"
+            ) from None
+    current = {"path": out}
+    try:
+        if not save:
+            saver.write_derived(run)
+        written = write_pictures(out, run, gif_options, quiet, current)
+        from toylab.viz.report import write_report
+
+        current["path"] = out / rundir.REPORT_FILE
+        written.append(
+            write_report(out, run, {"gif": gif_options})
+        )  # after the pictures: it inlines them
+        current["path"] = out / rundir.OUTPUTS_FILE
+        saver.write_outputs_record(written, complete=run.done)
+    except OSError as err:
+        if err.filename is None:
+            err.filename = str(current["path"])
+        raise ToylabError(
+            f"{describe_os_error(err)}; the fit is saved: once that is fixed, "
+            f"write the outputs with: toylab run --resume {out}"
+        ) from None
+    return written
+
+
+def expected_outputs(run: Run, gif_options: dict[str, Any]) -> list[str]:
+    """The files a finished run directory shows besides its state."""
+    names = [rundir.METRICS_FILE, rundir.KL_FILE, rundir.NODES_FILE, rundir.FINAL_PNG]
+    if len(run.frames):
+        names.append(rundir.GIF_FILE)
+        if gif_options.get("mp4"):
+            names.append(rundir.MP4_FILE)
+    return [*names, rundir.REPORT_FILE]
