@@ -35,33 +35,35 @@ def write_pictures(
     gif_options: dict[str, Any],
     quiet: bool,
     current: dict[str, Path] | None = None,
+    *,
+    final_png: bool = True,
+    gif_file: bool = True,
 ) -> list[Path]:
-    """final.png of the current target and comparison.gif of every recorded frame;
-    current["path"] names the file being written (for an error that does not)."""
+    """final.png of the current target and comparison.gif of every recorded frame (each can
+    be left out); current["path"] names the file being written (for an error that does not)."""
     from toylab.viz import gif, render
 
     current = current if current is not None else {}
     written = []
-    current["path"] = out / rundir.FINAL_PNG
-    density = run.density
-    fitted, scores = run.current_fit()
-    hists = np.stack([fitted[name] for name in run.methods])
-    kls = [scores[name]["kl"] for name in run.methods]
     real = real_kls(run)
-    render.render_final_png(
-        out / rundir.FINAL_PNG,
-        hists,
-        list(run.methods),
-        density.array,
-        run.config.nodes,
-        kls,
-        density.name,
-        step=run.config.steps if run.done else run.step,
-        real_kl=real[min(run.target_pos, len(real) - 1)],
-        theme=gif_options.get("theme", render.DEFAULT_THEME),
-    )
-    written.append(out / rundir.FINAL_PNG)
-    if len(run.frames):
+    if final_png:
+        current["path"] = out / rundir.FINAL_PNG
+        density = run.density
+        fitted, scores = run.current_fit()
+        render.render_final_png(
+            out / rundir.FINAL_PNG,
+            np.stack([fitted[name] for name in run.methods]),
+            list(run.methods),
+            density.array,
+            run.config.nodes,
+            [scores[name]["kl"] for name in run.methods],
+            density.name,
+            step=run.config.steps if run.done else run.step,
+            real_kl=real[min(run.target_pos, len(real) - 1)],
+            theme=gif_options.get("theme", render.DEFAULT_THEME),
+        )
+        written.append(out / rundir.FINAL_PNG)
+    if gif_file and len(run.frames):
         current["path"] = out / rundir.GIF_FILE
         written += gif.render_run(
             run.frames, out / rundir.GIF_FILE, progress=not quiet, real_kl=real, **gif_options

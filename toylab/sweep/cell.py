@@ -87,31 +87,11 @@ def run_cell(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_pictures(out: Path, run: Any, output: dict[str, Any]) -> None:
-    """The optional pictures, drawn by the functions `toylab run` uses (toylab.outputs)."""
-    import numpy as np
+    """The optional pictures ([output] in the spec), drawn as `toylab run` draws them."""
+    from toylab.outputs import write_pictures as draw
 
-    from toylab.store import rundir
-
-    if output.get("final_png") or output.get("report"):
-        from toylab.viz import render
-
-        density = run.density
-        fitted, scores = run.current_fit()
-        hists = np.stack([fitted[name] for name in run.methods])
-        kls = [scores[name]["kl"] for name in run.methods]
-        render.render_final_png(
-            out / rundir.FINAL_PNG,
-            hists,
-            list(run.methods),
-            density.array,
-            run.config.nodes,
-            kls,
-            density.name,
-        )
-    if output.get("gif") and len(run.frames):
-        from toylab.viz import gif
-
-        gif.render_run(run.frames, out / rundir.GIF_FILE, progress=False)
+    final_png = bool(output.get("final_png") or output.get("report"))  # the report inlines it
+    draw(out, run, {}, True, final_png=final_png, gif_file=bool(output.get("gif")))
     if output.get("report"):
         from toylab.viz.report import write_report
 
