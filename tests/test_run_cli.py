@@ -1,6 +1,7 @@
 """`toylab run` and `toylab sample` end to end, resume after Ctrl-C, and every bad input."""
 
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -114,7 +115,7 @@ def test_ctrl_c_saves_and_resume_is_bit_exact(tmp_path):
     ]
     full = tmp_path / "full"
     assert toylab(*args, "--out", str(full)).returncode == 0
-    part = tmp_path / "part"
+    part = tmp_path / "my runs" / "int rupt"  # spaces: the printed resume line must paste
     proc = subprocess.Popen(
         [sys.executable, "-m", "toylab", *args, "--out", str(part)],
         stdout=subprocess.PIPE,
@@ -134,7 +135,10 @@ def test_ctrl_c_saves_and_resume_is_bit_exact(tmp_path):
     assert (part / "checkpoint.pt").is_file() and (part / "comparison.gif").is_file()
     partial = json.loads((part / "metrics.json").read_text())
     assert partial["targets"] and partial["targets"][-1]["complete"] is False
-    r = toylab("run", "--resume", str(part), "--quiet")
+    line = next(x for x in err.splitlines() if "toylab run --resume" in x)
+    pasted = shlex.split(line[line.index("toylab run --resume") :])
+    assert pasted == ["toylab", "run", "--resume", str(part)]  # quoted: pastes as one path
+    r = toylab(*pasted[1:], "--quiet")
     assert r.returncode == 0, r.stderr
     a, b = np.load(full / "nodes.npz"), np.load(part / "nodes.npz")
     for m in ("gd", "sp"):

@@ -8,6 +8,7 @@ normal run directory; above store/ and viz/, below the commands.
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ def finish(
         except OSError as err:
             raise ToylabError(
                 f"{describe_os_error(err)}; this save failed, the previous one stays "
-                f"(continue from it with: toylab run --resume {out})"
+                f"(continue from it with: toylab run --resume {shlex.quote(str(out))})"
             ) from None
     current = {"path": out}
     try:
@@ -110,7 +111,7 @@ def finish(
             err.filename = str(current["path"])
         raise ToylabError(
             f"{describe_os_error(err)}; the fit is saved: once that is fixed, "
-            f"write the outputs with: toylab run --resume {out}"
+            f"write the outputs with: toylab run --resume {shlex.quote(str(out))}"
         ) from None
     return written
 

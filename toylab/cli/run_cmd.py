@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -304,7 +305,7 @@ def execute(
         except KeyboardInterrupt:  # the second Ctrl-C: the last complete save stays
             print(
                 f"\naborted; the state saved last stays consistent: continue with "
-                f"toylab run --resume {out}",
+                f"toylab run --resume {shlex.quote(str(out))}",
                 file=sys.stderr,
             )
             return 130
@@ -312,7 +313,7 @@ def execute(
     if not complete:
         print(
             f"stopped at step {run.step} of target {run.target_pos + 1}/{len(run.targets)}; "
-            f"continue with: toylab run --resume {out}",
+            f"continue with: toylab run --resume {shlex.quote(str(out))}",
             file=sys.stderr,
         )
         return 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -123,5 +124,5 @@ def main(args: argparse.Namespace) -> int:
     for name, error in outcome.failed.items():
         print(f"failed: {name}: {error}", file=sys.stderr)
     if outcome.interrupted:
-        print(f"continue with: toylab sweep --resume {out}", file=sys.stderr)
+        print(f"continue with: toylab sweep --resume {shlex.quote(str(out))}", file=sys.stderr)
     return outcome.exit_code

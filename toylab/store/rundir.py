@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import socket
 import sys
@@ -140,7 +141,7 @@ def check_new_out(
         return
     if not force:
         if owned is is_run_dir and (out / CHECKPOINT_FILE).is_file():
-            hint = f" or continue it with --resume {out}"
+            hint = f" or continue it with --resume {shlex.quote(str(out))}"
         elif owned is is_run_dir and is_run_dir(out):
             hint = " (it stopped before its first save, so it cannot be resumed)"
         else:

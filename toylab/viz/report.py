@@ -21,6 +21,7 @@ import base64
 import html
 import json
 import math
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -464,7 +465,7 @@ def render_report(
     banner_cls = "ok" if complete else "warn"
     banner = html.escape(status)
     if not complete:
-        banner += f" Continue it with <code>toylab run --resume {html.escape(str(out))}</code>."
+        banner += f" Continue it with <code>toylab run --resume {html.escape(shlex.quote(str(out)))}</code>."
     curves = kl_curves_svg(rows, metrics, args)
     curves_html = (
         _image_tag(_data_uri(curves, "image/svg+xml"), "KL over steps", "curves")
