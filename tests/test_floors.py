@@ -1,11 +1,9 @@
 """The KL floors (toylab.floors), the run's floors per target, and the Wasserstein metric."""
 
-import io
 import itertools
 
 import numpy as np
 import pytest
-import torch
 
 import densities
 import toylab
@@ -13,6 +11,7 @@ from toylab.config import RunConfig
 from toylab.kl_floors import allocation_kl, kl_optimal_allocation, largest_remainder
 from toylab.metrics import wasserstein
 from toylab.run import Run
+from toylab.store import statefile
 
 
 def test_a_density_the_node_count_divides_has_a_zero_allocation_floor():
@@ -129,11 +128,8 @@ def test_floors_and_wasserstein_survive_an_interruption():
     full.advance()
     part = Run(_config())
     part.advance(should_stop=lambda: part.global_step >= 100)  # inside the second target
-    buf = io.BytesIO()
-    torch.save(part.state_dict(), buf)
-    buf.seek(0)
     resumed = Run(_config())
-    resumed.load_state_dict(torch.load(buf, weights_only=True), part.frames)
+    resumed.load_state_dict(statefile.loads(statefile.dumps(part.state_dict())), part.frames)
     assert resumed.advance()
     for a, b in zip(resumed.results, full.results, strict=True):
         assert a["floors"] == b["floors"]

@@ -35,7 +35,7 @@ def _python(code: str, *args: str) -> subprocess.CompletedProcess:
 
 
 # What the CLI imported after handling argv: its exit code and the heavy modules loaded.
-_PROBE = """
+_PROBE_TEMPLATE = """
 import json, sys
 from toylab.cli import main
 try:
@@ -44,7 +44,8 @@ except SystemExit as exit:
     rc = exit.code
 heavy = sorted({m.split(".")[0] for m in sys.modules} & set(HEAVY))
 print(json.dumps({"rc": rc, "heavy": heavy}), file=sys.stderr)
-""".replace("HEAVY", repr(HEAVY))
+"""
+_PROBE = _PROBE_TEMPLATE.replace("HEAVY", repr(HEAVY))
 
 
 def _probe(*argv: str) -> tuple[int, list[str], str]:
@@ -105,6 +106,19 @@ def test_bad_input_is_rejected_without_heavy_libraries(argv, says):
     assert says in output
     assert "Traceback" not in output
     assert heavy == [], f"{argv} loaded {heavy}"
+
+
+def test_a_cpu_run_and_its_resume_load_neither_torch_nor_pot(tmp_path):
+    """torch (1-2 s) is not needed for numpy nodes or the checkpoint, and POT (about 1 s) is
+    imported by the W2 helper process, not the run's own."""
+    out = tmp_path / "r"
+    argv = ["run", "--nodes", "300", "--steps", "300", "--out", str(out), "--quiet"]
+    argv += ["--method", "gd,sp,soft,kmeans,bsp"]
+    proc = _python(_PROBE_TEMPLATE.replace("HEAVY", "('torch', 'ot')"), *argv)
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"rc": 0, "heavy": []}, proc.stderr
+    assert json.loads((out / "metrics.json").read_text())["targets"][0]["wasserstein_estimate"]
+    proc = _python(_PROBE_TEMPLATE.replace("HEAVY", "('torch', 'ot')"), "run", "--resume", str(out))
+    assert json.loads(proc.stderr.strip().splitlines()[-1])["heavy"] == [], proc.stderr
 
 
 def test_no_command_prints_the_usage_with_every_command():

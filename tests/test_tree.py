@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from scipy import stats
 
 import densities
@@ -32,6 +31,7 @@ from toylab.fitting.tree.guides import (
 from toylab.fitting.tree.points import PointTree, nearest_children
 from toylab.fitting.tree.table import TreeTable
 from toylab.run import Run
+from toylab.store.rundir import read_checkpoint, write_checkpoint
 
 
 def tiny_table(k=3, layers=2, prior=False, seed=0) -> TreeTable:
@@ -209,8 +209,8 @@ def test_save_and_resume_is_bit_exact(tmp_path, form):
     part = Run(cfg)
     calls = iter(range(10**6))
     part.advance(should_stop=lambda: next(calls) >= 27)  # stop inside the second target
-    torch.save(part.state_dict(), tmp_path / "ck.pt")
-    state = torch.load(tmp_path / "ck.pt", weights_only=True)
+    write_checkpoint(tmp_path / "checkpoint.pt", part.state_dict())  # the run directory's file
+    state = read_checkpoint(tmp_path)
     resumed = Run(cfg)
     resumed.load_state_dict(state, part.frames)
     resumed.advance()

@@ -48,3 +48,19 @@ def lazy(name: str) -> Any:
 
 
 torch: Any = lazy("torch")
+
+
+def is_torch(value: Any, kind: str = "Tensor") -> bool:
+    """isinstance(value, torch.<kind>) without importing torch: nothing can be a tensor (or a
+    torch Generator) before torch has been imported, so an unloaded torch answers False. The
+    CPU path keeps its arrays in numpy and never pays torch's import."""
+    module = sys.modules.get("torch")
+    if module is None or isinstance(module, LazyModule):
+        return False
+    cls = getattr(module, kind, None)
+    return cls is not None and isinstance(value, cls)
+
+
+def as_numpy(value: Any) -> Any:
+    """A numpy view (CPU) or copy (GPU) of a tensor; anything else unchanged."""
+    return value.detach().cpu().numpy() if is_torch(value) else value

@@ -13,15 +13,13 @@ from typing import Any
 import numpy as np
 
 from densities import Density, histogram
-from toylab.lazy import torch
+from toylab.lazy import as_numpy
 
 METRIC_NAMES = ("kl", "js", "tv", "hellinger")
 
 
 def _as_numpy(nodes: Any) -> np.ndarray:
-    if isinstance(nodes, torch.Tensor):
-        nodes = nodes.detach().cpu().numpy()
-    nodes = np.asarray(nodes, dtype=np.float64)
+    nodes = np.asarray(as_numpy(nodes), dtype=np.float64)
     if nodes.ndim != 2 or nodes.shape[1] != 2:
         raise ValueError(f"nodes must have shape (K, 2), got {nodes.shape}")
     return nodes
@@ -106,12 +104,24 @@ def wasserstein(
     p = 2, `projections` directions (default `sliced_projections(K)`) drawn with `seed`;
     sliced W2 is smaller than W2, 1/sqrt(2) of it for a translation in 2D, so compare like
     with like)."""
+    return wasserstein_arrays(_as_numpy(nodes), density.array, exact_max_pairs, projections, seed)
+
+
+def wasserstein_arrays(
+    x: np.ndarray,
+    q_grid: np.ndarray,
+    exact_max_pairs: int = EXACT_MAX_PAIRS,
+    projections: int | None = None,
+    seed: int = SLICED_SEED,
+) -> tuple[float, str]:
+    """`wasserstein` on plain arrays: (K, 2) nodes and the (bins, bins) density grid (what
+    toylab.transport sends to its helper process)."""
     import ot
 
-    x = _as_numpy(nodes)
-    q = density.array.ravel()
+    q = q_grid.ravel()
+    bins = q_grid.shape[0]
     keep = q >= q.max() * 1e-12
-    centres = cell_centres(density.bins)[keep]
+    centres = cell_centres(bins)[keep]
     b = q[keep] / q[keep].sum()
     if x.shape[0] * centres.shape[0] <= exact_max_pairs:
         a = np.full(x.shape[0], 1.0 / x.shape[0])

@@ -15,20 +15,19 @@ from typing import Any
 import numpy as np
 
 import densities
-from toylab import streams
+from toylab import streams, transport
 from toylab.config import RunConfig
 from toylab.errors import ToylabError
 from toylab.fitting import compiled
 from toylab.fitting.compiled import warm_up_kernels
 from toylab.fitting.methods import Method, Step, make_method
 from toylab.kl_floors import floors
-from toylab.lazy import torch, when_imported
+from toylab.lazy import as_numpy, is_torch, torch, when_imported
 from toylab.metrics import (
     METRIC_NAMES,
     evaluate_histogram,
     node_histogram,
     real_samples,
-    wasserstein,
 )
 from toylab.store.frames import Frames
 
@@ -45,7 +44,7 @@ CHECK_FIRST = 32
 def check_diverged(name: str, positions: Any, where: str, lr: float) -> None:
     """Raise a one-line ToylabError when a method's nodes are non-finite or absurdly far.
     Two reductions, no temporaries (NaN propagates through max and min)."""
-    if isinstance(positions, torch.Tensor):
+    if is_torch(positions):
         peak = float(torch.maximum(positions.max(), -positions.min()))
     else:
         peak = float(max(positions.max(), -positions.min()))
@@ -82,10 +81,12 @@ class Run:
     def __init__(self, config: RunConfig, targets: list[densities.Density] | None = None):
         self.config = config if getattr(config, "checked", False) else config.validate()
         self.targets = targets if targets is not None else build_targets(config)
-        self.device = torch.device(config.device)
-        init = torch.from_numpy(streams.initial_nodes(config.seed, config.nodes)).to(self.device)
+        self.on_cpu = config.device == "cpu"  # numpy nodes; torch is never imported for them
+        init = streams.initial_nodes(config.seed, config.nodes)
+        if not self.on_cpu:
+            init = torch.from_numpy(init).to(torch.device(config.device))
         settings = config.settings()
-        if self.device.type == "cpu":
+        if self.on_cpu:
             # compile (or load) the numba kernels this run uses now, not inside the timed steps
             warm_up_kernels(tuple(config.methods), config.distance, config.max_splits)
         self.methods: dict[str, Method] = {
@@ -133,7 +134,7 @@ class Run:
 
     def positions(self) -> dict[str, np.ndarray]:
         """Current node positions of every method as float64 numpy arrays."""
-        return {name: m.positions.detach().cpu().numpy().copy() for name, m in self.methods.items()}
+        return {name: np.array(as_numpy(m.positions)) for name, m in self.methods.items()}
 
     # -- the loop -------------------------------------------------------------------------
     def advance(
@@ -192,7 +193,9 @@ class Run:
             self._draw_chunk(density, self.step)
             offset = 0
         batch = self._chunk[offset]
-        return batch if self.device.type == "cpu" else torch.from_numpy(batch).to(self.device)
+        return (
+            batch if self.on_cpu else torch.from_numpy(batch).to(torch.device(self.config.device))
+        )
 
     def _draw_chunk(self, density: densities.Density, start: int) -> None:
         cfg = self.config
@@ -238,11 +241,12 @@ class Run:
             )
 
     def _finish_target(self) -> None:
-        result = self.target_result(final=True)
+        w2 = {name: transport.submit(m.positions, self.density) for name, m in self.methods.items()}
+        result = self.target_result(final=True)  # meanwhile W2 runs in the helper, if any
         result["floors"] = self._floors()
         kind = None
-        for name, method in self.methods.items():
-            w, kind = wasserstein(method.positions, self.density)
+        for name in self.methods:
+            w, kind = w2[name].result()
             result["methods"][name]["wasserstein"] = w
             for row in reversed(self.kl_rows):  # the target's last KL row, if one was logged
                 if row["step"] != self.global_step or row["target"] != self.density.name:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from toylab import budget, params
+from toylab import budget, params, transport
 from toylab.cli import driver as runner
 from toylab.cli.common import add_target_options, target_options
 from toylab.config import RunConfig
@@ -159,6 +159,7 @@ def main(args: argparse.Namespace) -> int:
     budget.check_run(config, options["scale"])
     config.threads = runner.set_threads(config.threads)
     targets = build_targets(config)  # reads image files etc. before anything is written
+    transport.start()  # POT's import happens on another core while the fit runs
     out = args.out if args.out is not None else rundir.default_out(config)
     rundir.check_new_out(out, args.force)
     run = Run(config, targets)
@@ -249,6 +250,7 @@ def resume(args: argparse.Namespace) -> int:
         every = checkpoint_every(args, saved)
         budget.check_run(config, options["scale"])
         config.threads = runner.set_threads(config.threads)
+        transport.start()
         run = Run(config)
         frames, note = consistent_frames(out, stamp)
         try:

@@ -1,12 +1,13 @@
 """numpy or torch, chosen once per method: the few array operations the fitting code needs.
 
-On CPU a method works on a numpy view of its torch positions (per-step work on ten points is
-several times cheaper in numpy than in torch); on a GPU it works on the tensor itself. Code
-written against a `Backend` runs on both without asking which one it has.
+On CPU a method's positions are a numpy array (per-step work on ten points is several times
+cheaper in numpy than in torch, and the CPU path never imports torch: 1-2 s of start-up); on a
+GPU they are a tensor on it. Code written against a `Backend` runs on both without asking which
+one it has.
 
 `StateMixin` gives any object with declared `state_fields` a `state_dict` / `load_state_dict`
-pair: arrays become CPU tensors, random generators their state, nested objects their own
-state_dict, plain values themselves.
+pair: numpy arrays are copied, tensors become CPU tensors, random generators their state, nested
+objects their own state_dict, plain values themselves.
 """
 
 from __future__ import annotations
@@ -15,22 +16,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from toylab.lazy import torch  # imported on first use: `toylab --help` never needs it
+from toylab.lazy import as_numpy, is_torch, torch  # torch is imported on first use only
 
 
 class NumpyBackend:
-    """Work arrays are numpy arrays (on CPU, views of the torch tensors)."""
+    """Work arrays are numpy arrays (the CPU path)."""
 
     name = "numpy"
     sqrt = staticmethod(np.sqrt)
 
-    def work(self, tensor: torch.Tensor) -> np.ndarray:
-        return tensor.numpy()
+    def work(self, positions: np.ndarray) -> np.ndarray:
+        return positions
 
     def points(self, points: Any) -> np.ndarray:
-        if isinstance(points, torch.Tensor):
-            points = points.cpu().numpy()
-        return np.asarray(points, dtype=np.float64)
+        return np.asarray(as_numpy(points), dtype=np.float64)
 
     def zeros(self, n: int) -> np.ndarray:
         return np.zeros(n)
@@ -119,7 +118,7 @@ class TorchBackend:
         return torch.from_numpy(np.asarray(idx)).to(self.device)
 
     def add_at(self, target: torch.Tensor, idx: torch.Tensor, values: Any) -> None:
-        if not isinstance(values, torch.Tensor):
+        if not is_torch(values):
             values = torch.full(idx.shape, float(values), dtype=target.dtype, device=self.device)
         target.index_add_(0, idx, values.to(target.dtype))
 
@@ -145,17 +144,34 @@ class TorchBackend:
 
 
 Backend = NumpyBackend | TorchBackend
+Positions = Any  # (K, 2) float64 nodes: a numpy array on CPU, a torch tensor on a GPU
 NUMPY = NumpyBackend()
 
 
-def backend_for(tensor: torch.Tensor) -> Backend:
-    """numpy for CPU tensors, torch on their device otherwise."""
-    return NUMPY if tensor.device.type == "cpu" else TorchBackend(tensor.device)
+def backend_for(positions: Any) -> Backend:
+    """numpy for numpy positions (the CPU path), torch on the tensor's device otherwise."""
+    return NUMPY if isinstance(positions, np.ndarray) else TorchBackend(positions.device)
+
+
+def copy_positions(positions: Any) -> Any:
+    """A float64 copy of (K, 2) positions, a method's own nodes: numpy for numpy arrays and CPU
+    tensors (the CPU path), a tensor on its device for GPU tensors."""
+    if is_torch(positions) and positions.device.type != "cpu":
+        return positions.detach().clone().to(torch.float64)
+    return np.array(as_numpy(positions), dtype=np.float64)
+
+
+def assign(target: Any, values: np.ndarray) -> None:
+    """target[...] = values (a numpy array), for a numpy array or a tensor on any device."""
+    if isinstance(target, np.ndarray):
+        target[...] = values
+    else:
+        target.copy_(torch.from_numpy(np.ascontiguousarray(values)).to(target.device))
 
 
 def group_by_node(idx: Any) -> tuple[Any, ...]:
     """`Backend.group_by_node` for either kind of index array."""
-    if isinstance(idx, torch.Tensor):
+    if is_torch(idx):
         return TorchBackend(idx.device).group_by_node(idx)
     return NUMPY.group_by_node(idx)
 
@@ -163,8 +179,8 @@ def group_by_node(idx: Any) -> tuple[Any, ...]:
 class StateMixin:
     """state_dict / load_state_dict from the attribute names in `state_fields`.
 
-    Saved: numpy arrays and tensors as CPU tensors, numpy Generators as their bit-generator
-    state, torch Generators as their state, objects with a state_dict as that dict, plain
+    Saved: numpy arrays as copies, tensors as CPU tensors, numpy Generators as their
+    bit-generator state, torch Generators as their state, objects with a state_dict as that dict, plain
     values as they are. None attributes are left out. Loading copies into the existing arrays
     (in place, so views stay valid) and ignores keys the object no longer declares.
     """
@@ -177,11 +193,13 @@ class StateMixin:
             value = getattr(self, name)
             if value is None:
                 continue
-            if isinstance(value, (np.ndarray, torch.Tensor)):
-                out[name] = torch.as_tensor(value).detach().cpu().clone()
+            if isinstance(value, np.ndarray):
+                out[name] = value.copy()
+            elif is_torch(value):
+                out[name] = value.detach().cpu().clone()
             elif isinstance(value, np.random.Generator):
                 out[name] = value.bit_generator.state
-            elif isinstance(value, torch.Generator):
+            elif is_torch(value, "Generator"):
                 out[name] = value.get_state()
             elif hasattr(value, "state_dict"):
                 out[name] = value.state_dict()
@@ -195,13 +213,13 @@ class StateMixin:
                 continue
             current, saved = getattr(self, name), state[name]
             if isinstance(current, np.ndarray):
-                current[...] = saved.numpy() if isinstance(saved, torch.Tensor) else saved
-            elif isinstance(current, torch.Tensor):
+                current[...] = as_numpy(saved)
+            elif is_torch(current):
                 current.copy_(torch.as_tensor(saved).to(current.device))
             elif isinstance(current, np.random.Generator):
                 current.bit_generator.state = saved
-            elif isinstance(current, torch.Generator):
-                current.set_state(saved)
+            elif is_torch(current, "Generator"):
+                current.set_state(torch.as_tensor(saved))
             elif hasattr(current, "load_state_dict"):
                 current.load_state_dict(saved)
             elif current is not None:

@@ -25,10 +25,10 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-import torch
 
 import densities
 from toylab.errors import ToylabError
+from toylab.fitting.backend import Positions
 from toylab.fitting.compiled import njit
 from toylab.fitting.methods import Settings, SplitAndPrune, Step
 from toylab.fitting.splitting import plan_splits
@@ -122,9 +122,9 @@ class BalancedSplitAndPrune(SplitAndPrune):
     prune_ratio: float | None = None
 
     def __init__(
-        self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None
+        self, positions: Positions, settings: Settings, rng: np.random.Generator | None = None
     ):
-        if positions.device.type != "cpu":
+        if not isinstance(positions, np.ndarray):
             raise ToylabError(f"method bsp runs on the CPU only, got --device {positions.device}")
         super().__init__(positions, settings, rng)
         _warm_up()

@@ -4,9 +4,9 @@
     method.step(points, detail=False) -> Step   match a batch of points to nodes and move nodes
     method.state_dict() / load_state_dict(state)   everything a bit-exact resume needs
 
-`positions` is a (K, 2) float64 torch tensor on the run's device; the per-step work runs on
-`self.pos`, the backend's work array over it (a numpy view on CPU, the tensor itself on a GPU),
-so no method asks which array kind it has. State is declared in `state_fields` and saved by
+`positions` is a (K, 2) float64 array: numpy on CPU (torch is never imported there), a torch
+tensor on a GPU; the per-step work runs on `self.pos`, the backend's work array over it (the
+same object), so no method asks which array kind it has. State is declared in `state_fields` and saved by
 `StateMixin`. Methods receive validated `Settings` (toylab.config) and never check them again;
 they never touch files or rendering. Names and titles live in `catalog`.
 """
@@ -20,7 +20,7 @@ import numpy as np
 
 import densities
 from toylab.catalog import CATALOG
-from toylab.fitting.backend import StateMixin, backend_for
+from toylab.fitting.backend import Positions, StateMixin, assign, backend_for, copy_positions
 from toylab.fitting.grid_index import GridIndex
 from toylab.fitting.kmeans import kmeans_plus_plus, running_mean_update
 from toylab.fitting.nearest import make_index
@@ -69,11 +69,11 @@ class Method(StateMixin):
     state_fields: ClassVar[tuple[str, ...]] = ("positions", "optimizer")
 
     def __init__(
-        self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None
+        self, positions: Positions, settings: Settings, rng: np.random.Generator | None = None
     ):
         self.settings = settings
         self.rng = rng if rng is not None else np.random.default_rng(0)
-        self.positions = positions.detach().clone().to(torch.float64)
+        self.positions = copy_positions(positions)
         self.backend = backend_for(self.positions)
         self.pos = self.backend.work(self.positions)
         self.optimizer = (
@@ -138,7 +138,7 @@ class SplitAndPrune(Method):
     state_fields = (*Method.state_fields, "counts")
 
     def __init__(
-        self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None
+        self, positions: Positions, settings: Settings, rng: np.random.Generator | None = None
     ):
         super().__init__(positions, settings, rng)
         self.counts = self.backend.zeros(self.positions.shape[0])
@@ -189,7 +189,7 @@ class SoftSelection(Method):
     state_fields = (*Method.state_fields, "target_step", "target_steps", "rng", "torch_gen")
 
     def __init__(
-        self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None
+        self, positions: Positions, settings: Settings, rng: np.random.Generator | None = None
     ):
         super().__init__(positions, settings, rng)
         self.selector = SoftSelector(settings.distance)
@@ -238,7 +238,7 @@ class OnlineKMeans(Method):
     state_fields = ("positions", "counts", "seeded", "rng")
 
     def __init__(
-        self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None
+        self, positions: Positions, settings: Settings, rng: np.random.Generator | None = None
     ):
         super().__init__(positions, settings, rng)
         self.counts = self.backend.ones(self.positions.shape[0])
@@ -249,7 +249,7 @@ class OnlineKMeans(Method):
             k = self.positions.shape[0]
             sample = density.sample(max(2 * k, 1000), self.rng)
             centres = kmeans_plus_plus(sample, k, self.rng, self.settings.distance)
-            self.positions.copy_(torch.from_numpy(centres))
+            assign(self.positions, centres)
             self.index.rebuild()
             self.seeded = True
         self.counts[:] = 1
@@ -265,7 +265,7 @@ def method_class(name: str) -> type[Method]:
 
 
 def make_method(
-    name: str, positions: torch.Tensor, settings: Settings, rng: np.random.Generator
+    name: str, positions: Positions, settings: Settings, rng: np.random.Generator
 ) -> Method:
     """A fresh method called `name`, starting from a copy of `positions`."""
     return method_class(name)(positions, settings, rng)

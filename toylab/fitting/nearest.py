@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from toylab.lazy import lazy, torch
+from toylab.lazy import is_torch, lazy, torch
 from toylab.params import DISTANCES, INDEXES  # noqa: F401 (re-exported)
 
 spatial = lazy("scipy.spatial")  # cKDTree, the index without numba (0.5 s to import)
@@ -94,7 +94,7 @@ def brute_force_nearest(points, nodes, distance: str = "l1"):
     """Nearest node of each point (lowest index on ties), numpy or torch, in chunks."""
     n = nodes.shape[0]
     chunk = max(1, CHUNK_ELEMENTS // max(n, 1))
-    if isinstance(nodes, torch.Tensor):
+    if is_torch(nodes):
         points = points.to(nodes)
         parts = [
             distances_torch(points[s : s + chunk], nodes, distance).argmin(dim=1)
@@ -352,7 +352,7 @@ def make_index(positions, distance: str, kind: str = "auto", batch: int = 10):
     from .grid_index import AVAILABLE as HAVE_GRID
     from .grid_index import GridIndex
 
-    if kind == "brute" or isinstance(positions, torch.Tensor):
+    if kind == "brute" or is_torch(positions):
         return BruteForceIndex(positions, distance)
     if kind == "grid" or (kind == "auto" and HAVE_GRID):
         return GridIndex(positions, distance)

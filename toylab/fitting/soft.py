@@ -23,7 +23,7 @@ import numpy as np
 
 from toylab.fitting.nearest import CHUNK_ELEMENTS, Scratch, distances_np, distances_torch
 from toylab.fitting.soft_kernel import TRUNCATE
-from toylab.lazy import torch
+from toylab.lazy import is_torch, torch
 
 _SPARSE_BELOW = 0.25  # use the candidate list when it holds under this share of the table
 _BLOCK = 128  # nodes per block in the dense path's two-level running sums
@@ -47,7 +47,7 @@ class SoftSelector:
         gen: torch.Generator | None = None,
     ):
         """One node index per point, drawn with probability proportional to exp(-beta d)."""
-        if isinstance(nodes, torch.Tensor):
+        if is_torch(nodes):
             return self._select_torch(points, nodes, beta, gen)
         k = nodes.shape[0]
         out = np.empty(points.shape[0], dtype=np.int64)

@@ -28,7 +28,7 @@ import numpy as np
 
 from toylab.fitting.compiled import AVAILABLE as COMPILED
 from toylab.fitting.compiled import njit, warms_up
-from toylab.lazy import torch
+from toylab.lazy import is_torch, torch
 
 _HEAP_THRESHOLD = 4  # from this many splits a step on, use the candidate-heap path
 
@@ -98,7 +98,7 @@ def _plan_heap(
     max_splits splits, so two lazy heaps over them reproduce the rule exactly.
     """
     k = counts.shape[0]
-    on_torch = isinstance(counts, torch.Tensor)
+    on_torch = is_torch(counts)
     values = counts.detach().cpu().numpy() if on_torch else counts
     total = float(values.sum())
     m = min(max_splits, k)

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 import densities
 from toylab.config import RunConfig
 from toylab.errors import ToylabError
 from toylab.fitting.methods import Step
 from toylab.lab import targets as lab_targets
+from toylab.lazy import as_numpy
 from toylab.metrics import evaluate_histogram, node_histogram
 from toylab.run import Run
 from toylab.viz.explain.record import ShareWindow, dead_window, owner_labels, split_events
@@ -212,10 +212,7 @@ class Session:
         step = run.step
         cfg = run.config
         for name, rec in steps.items():
-            matched = rec.matched
-            if isinstance(matched, torch.Tensor):
-                matched = matched.cpu().numpy()
-            matched = np.asarray(matched, dtype=np.int64)
+            matched = np.asarray(as_numpy(rec.matched), dtype=np.int64)
             self.last_match[name][matched] = step
             for _i, j in rec.splits:
                 self.last_match[name][j] = step
@@ -287,7 +284,7 @@ class Session:
         arrays: list[tuple[dict[str, Any], np.ndarray]] = []
         kl, dead, splits, events = {}, {}, {}, {}
         for name, method in run.methods.items():
-            pos = method.positions.detach().cpu().numpy()
+            pos = as_numpy(method.positions)
             hist = node_histogram(pos, density.bins)
             kl[name] = _finite(evaluate_histogram(hist, density)["kl"])
             if step >= self.window:

@@ -43,6 +43,7 @@ from toylab.config import RunConfig
 from toylab.errors import ToylabError
 from toylab.lazy import torch
 from toylab.metrics import METRIC_NAMES
+from toylab.store import statefile
 from toylab.store.atomic import write_json, write_text, write_with
 from toylab.store.frames import FRAMES_FILE, Frames
 
@@ -80,7 +81,10 @@ _TEMP_FILE = re.compile(
     r"^\.(?:" + "|".join(map(re.escape, sorted(RUN_FILES))) + r")\.\w+\.tmp(?:\.\w+)?$"
 )
 
-# checkpoint.pt since format 2: MAGIC, the sha256 of the payload, the payload (a torch file).
+# checkpoint.pt: a magic, the sha256 of the payload, the payload. Format 3 (now): the payload is
+# a state file (store/statefile.py: JSON + .npy, no pickle, no torch). Format 2: a torch file
+# after CHECKPOINT_MAGIC. Format 1: a bare torch zip. Formats 1 and 2 still load (with torch).
+STATE_MAGIC = b"TOYLABS3"
 CHECKPOINT_MAGIC = b"TOYLABCK"
 
 
@@ -294,11 +298,10 @@ def write_nodes(path: Path, positions: dict[str, np.ndarray]) -> None:
 
 
 def checkpoint_bytes(state: dict[str, Any]) -> bytes:
-    """The checkpoint file's bytes: MAGIC, sha256 of the torch payload, the payload."""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    payload = buf.getvalue()
-    return CHECKPOINT_MAGIC + hashlib.sha256(payload).digest() + payload
+    """The checkpoint file's bytes: STATE_MAGIC, sha256 of the payload, the payload (a state
+    file: no torch needed to write or read it)."""
+    payload = statefile.dumps(state)
+    return STATE_MAGIC + hashlib.sha256(payload).digest() + payload
 
 
 def write_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -389,7 +392,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     except OSError as err:
         raise ToylabError(f"cannot read {file}: {err.strerror or err}") from None
     n = len(CHECKPOINT_MAGIC)
-    if data.startswith(CHECKPOINT_MAGIC):
+    if data.startswith((STATE_MAGIC, CHECKPOINT_MAGIC)):
         digest, payload = data[n : n + 32], data[n + 32 :]
         if hashlib.sha256(payload).digest() != digest:
             raise ToylabError(f"{file} is damaged (its checksum does not match); cannot resume")
@@ -398,7 +401,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     else:
         raise ToylabError(f"{file} is not a toylab checkpoint")
     try:
-        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        if data.startswith(STATE_MAGIC):
+            state = statefile.loads(payload)
+        else:
+            state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds on a damaged file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ToylabError(f"cannot read {file}: {first[:200]}") from None

@@ -16,11 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 import densities
+from toylab.fitting.backend import Positions
 from toylab.fitting.tree.points import PointTree, cosine_step
 from toylab.fitting.tree.table import TreeTable
+from toylab.lazy import as_numpy, torch
 from toylab.metrics import evaluate
 from toylab.params import TREE_FORM_DEFAULTS, TREE_FORMS, TREE_PRIORS
 
@@ -59,11 +60,11 @@ class TreeMethod:
     name = "tree"
     title = "hierarchical DDN"
 
-    def __init__(self, positions: torch.Tensor, settings, rng: np.random.Generator | None = None):
+    def __init__(self, positions: Positions, settings, rng: np.random.Generator | None = None):
         self.settings = settings
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.n_out = int(positions.shape[0])
-        self.device = positions.device
+        self.device = None if isinstance(positions, np.ndarray) else positions.device
         self.k, self.layers = form_shape(settings)
         if settings.tree_form == "points":
             self.model = PointTree(
@@ -84,7 +85,7 @@ class TreeMethod:
                 self.layers,
                 self.rng,
                 lr=settings.tree_lr,
-                device=self.device,
+                device=self.device or "cpu",
                 split_ratio=settings.split_ratio,
                 prune_ratio=settings.prune_ratio,
             )
@@ -93,7 +94,7 @@ class TreeMethod:
         self.target_step = 0
         self.target_steps = 1
         self.steps_done = 0
-        self._positions: torch.Tensor | None = None
+        self._positions: Positions | None = None
         self._positions_at = -1
 
     # -- what the run reads ---------------------------------------------------------------
@@ -102,12 +103,12 @@ class TreeMethod:
         return self.model.table()
 
     @property
-    def positions(self) -> torch.Tensor:
+    def positions(self) -> Positions:
         """K = --nodes samples from the model as it is now (redrawn after every change)."""
         if self._positions_at != self.steps_done:
             rng = np.random.default_rng([self.sample_seed, self.steps_done])
             pts = self.table().sample(self.n_out, rng)
-            self._positions = torch.from_numpy(pts).to(self.device)
+            self._positions = pts if self.device is None else torch.from_numpy(pts).to(self.device)
             self._positions_at = self.steps_done
         return self._positions
 
@@ -130,9 +131,7 @@ class TreeMethod:
         self.model.reset_counts()
 
     def step(self, points, detail: bool = False) -> TreeStep:
-        if isinstance(points, torch.Tensor):
-            points = points.detach().cpu().numpy()
-        points = np.asarray(points, dtype=np.float64)
+        points = np.asarray(as_numpy(points), dtype=np.float64)
         s = self.settings
         before = sum(self.model.splits)
         decay = prior_decay(self.target_steps)
@@ -168,6 +167,6 @@ class TreeMethod:
 
 def model_from_state(state: dict, settings) -> TreeMethod:
     """A TreeMethod rebuilt from a checkpoint's state (for `toylab sample` and `toylab tree`)."""
-    method = TreeMethod(torch.zeros(2, 2, dtype=torch.float64), settings)
+    method = TreeMethod(np.zeros((2, 2)), settings)
     method.load_state_dict(state)
     return method

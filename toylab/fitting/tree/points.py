@@ -22,6 +22,7 @@ import numpy as np
 
 from toylab.fitting.tree import kernels
 from toylab.fitting.tree.table import TreeTable
+from toylab.lazy import as_numpy
 
 
 def cosine_step(start: float, end: float, t: int, total: int) -> float:
@@ -148,18 +149,17 @@ class PointTree:
         return done > 0
 
     def state_dict(self) -> dict:
-        import torch
-
         return {
-            "positions": [torch.from_numpy(p.copy()) for p in self.positions],
-            "counts": [torch.from_numpy(c.copy()) for c in self.counts],
-            "usage": torch.from_numpy(self.flat_usage.copy()),
+            "positions": [p.copy() for p in self.positions],
+            "counts": [c.copy() for c in self.counts],
+            "usage": self.flat_usage.copy(),
             "splits": list(self.splits),
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Also reads checkpoints whose arrays were saved as tensors (before format 3)."""
         for level in range(self.n_layers):
-            self.positions[level][:] = state["positions"][level].numpy()
-            self.counts[level][:] = state["counts"][level].numpy()
-        self.flat_usage[:] = state["usage"].numpy()
+            self.positions[level][:] = as_numpy(state["positions"][level])
+            self.counts[level][:] = as_numpy(state["counts"][level])
+        self.flat_usage[:] = as_numpy(state["usage"])
         self.splits = [int(s) for s in state["splits"]]

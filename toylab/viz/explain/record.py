@@ -30,6 +30,7 @@ from toylab import streams
 from toylab.config import RunConfig
 from toylab.fitting.methods import Step
 from toylab.fitting.nearest import brute_force_nearest
+from toylab.lazy import as_numpy
 from toylab.metrics import evaluate
 from toylab.progress import bar as progress_bar
 from toylab.run import Run
@@ -181,7 +182,7 @@ def _share_text(value: float, limit: float) -> str:
 
 def _matched(rec: Step) -> np.ndarray:
     m = rec.matched
-    return np.asarray(m.cpu() if hasattr(m, "cpu") else m, dtype=np.int64)
+    return np.asarray(as_numpy(m), dtype=np.int64)
 
 
 def split_events(
@@ -272,7 +273,7 @@ def simulate(
     def view(step: int, points: np.ndarray) -> None:
         methods = {}
         for name, method in run.methods.items():
-            pos = method.positions.detach().cpu().numpy().copy()
+            pos = np.array(as_numpy(method.positions))
             rec = last.get(name)
             acc = pending[name]
             methods[name] = MethodView(
