@@ -1,4 +1,4 @@
-"""How close to the data-budget floor can a method get? The study behind `bsp` (issue 16).
+"""How close to the data-budget floor can a method get? The study behind `bsp` and `replay` (issue 16).
 
     /work/venv/bin/python benchmarks/floor_study.py --paper-images DIR            # the goal check
     /work/venv/bin/python benchmarks/floor_study.py --paper-images DIR --variants all --seeds 0
@@ -101,7 +101,7 @@ REPLAY_VARIANTS: dict[str, dict] = {
     "x_growth10": {"refit_growth": 0.1},
     "x_growth50": {"refit_growth": 0.5},
     "x_passes2": {"passes": 2},
-    "x_start4": {"refit_start": 4.0},
+    "x_start4": {"refit_start": 4.0},  # not measured
     "x_window": {"reset_buffer": False},  # detection-free: a sliding window, no reset
     "x_trim05": {"trim": 0.05},
     "x_trim10": {"trim": 0.1},
