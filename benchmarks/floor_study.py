@@ -1,4 +1,4 @@
-"""How close to the data-budget floor can a method get? The study behind `bsp` (issue 16).
+"""How close to the data-budget floor can a method get? The study behind `bsp` and `replay` (issue 16).
 
     /work/venv/bin/python benchmarks/floor_study.py --paper-images DIR            # the goal check
     /work/venv/bin/python benchmarks/floor_study.py --paper-images DIR --variants all --seeds 0
@@ -8,12 +8,13 @@ bins. Targets: the paper's images (sprial.png, QR_code.png, words.png from --pap
 e.g. distribution_playground's density_map_imgs) and our procedural blur circles. Two
 protocols: fresh nodes on each target, and the paper's chain gaussian -> blur circles -> QR ->
 spiral -> words with the nodes carried over. Every method of one run sees the same data, so
-its data floor (toylab.floors on the run's own points) is shared. Variants are bsp with one
-knob changed (VARIANTS below); all run side by side with sp in one Run, each timed on its own.
+its data floor (toylab.floors on the run's own points) is shared. Variants are bsp or replay
+with one knob changed (VARIANTS, REPLAY_VARIANTS below); all run side by side with sp, bsp and
+replay in one Run, each timed on its own.
 
 Prints per target: KL of each method, the floors, KL / data floor, seconds / sp seconds; then
-the goal check: bsp mean KL over seeds within 1.3 x the mean data floor, and no more than 2 x
-sp's seconds. Timings are per-method step time inside one process (comparable within a run).
+the goal check for --goal (default replay): mean KL over seeds within 1.3 x the mean data
+floor, and no more than 2 x sp's seconds. Timings are per-method step time inside one process (comparable within a run).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import densities
 from toylab import catalog
 from toylab.config import RunConfig
 from toylab.fitting.balanced import BalancedSplitAndPrune
+from toylab.fitting.replay import ReplaySplitAndPrune
 from toylab.run import Run
 
 PAPER = {"spiral": "sprial.png", "qr": "QR_code.png", "words": "words.png"}
@@ -94,12 +96,30 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+# replay variants: name -> knobs changed from the replay defaults.
+REPLAY_VARIANTS: dict[str, dict] = {
+    "x_growth10": {"refit_growth": 0.1},
+    "x_growth50": {"refit_growth": 0.5},
+    "x_passes2": {"passes": 2},
+    "x_start4": {"refit_start": 4.0},  # not measured
+    "x_window": {"reset_buffer": False},  # detection-free: a sliding window, no reset
+    "x_trim05": {"trim": 0.05},
+    "x_trim10": {"trim": 0.1},
+    "x_trim20": {"trim": 0.2},
+    "x_trim07": {"trim": 0.07},
+    "x_trim05_g10": {"trim": 0.05, "refit_growth": 0.1},
+}
+
+
 def register_variants(names: list[str]) -> None:
     for name in names:
         if name in catalog.CATALOG:
             continue
-        knobs = VARIANTS[name]
-        catalog.register(name, name, type(name, (BalancedSplitAndPrune,), {"name": name, **knobs}))
+        if name in REPLAY_VARIANTS:
+            base, knobs = ReplaySplitAndPrune, REPLAY_VARIANTS[name]
+        else:
+            base, knobs = BalancedSplitAndPrune, VARIANTS[name]
+        catalog.register(name, name, type(name, (base,), {"name": name, **knobs}))
 
 
 def build_targets(paper_dir: Path, bins: int, names: list[str]) -> list[densities.Density]:
@@ -145,8 +165,9 @@ def main() -> int:
     p.add_argument(
         "--variants",
         default="",
-        help=f"comma list of {', '.join(VARIANTS)} or 'all' (default none)",
+        help=f"comma list of {', '.join([*VARIANTS, *REPLAY_VARIANTS])} or 'all' (default none)",
     )
+    p.add_argument("--goal", default="replay", help="the method the goal check is for")
     p.add_argument("--no-chain", action="store_true", help="skip the chain protocol")
     p.add_argument("--no-fresh", action="store_true", help="skip the fresh-nodes protocol")
     args = p.parse_args()
@@ -157,7 +178,7 @@ def main() -> int:
         list(VARIANTS) if args.variants == "all" else [v for v in args.variants.split(",") if v]
     )
     register_variants(variants)
-    methods = ["sp", "bsp", *variants]
+    methods = ["sp", "bsp", "replay", *variants]
     seeds = [int(s) for s in args.seeds.split(",")]
     names = args.targets.split(",")
     print(
@@ -206,17 +227,18 @@ def main() -> int:
                 for m in methods
             )
         )
-        print("goal: bsp mean KL <= 1.3 x mean data floor; bsp seconds <= 2 x sp seconds")
+        g = args.goal
+        print(f"goal: {g} mean KL <= 1.3 x mean data floor; {g} seconds <= 2 x sp seconds")
         for name, rs in rows.items():
             data = statistics.mean(r["floors"]["data_floor"] for r in rs)
-            kl = statistics.mean(r["methods"]["bsp"]["kl"] for r in rs)
-            sd = statistics.stdev(r["methods"]["bsp"]["kl"] for r in rs) if len(rs) > 1 else 0.0
-            sec = statistics.mean(r["methods"]["bsp"]["seconds"] for r in rs)
+            kl = statistics.mean(r["methods"][g]["kl"] for r in rs)
+            sd = statistics.stdev(r["methods"][g]["kl"] for r in rs) if len(rs) > 1 else 0.0
+            sec = statistics.mean(r["methods"][g]["seconds"] for r in rs)
             sp_sec = statistics.mean(r["methods"]["sp"]["seconds"] for r in rs)
             ok = kl <= 1.3 * data and sec <= 2 * sp_sec
             goal_ok &= ok
             print(
-                f"  {name:13s} bsp {kl:.4f} (sd {sd:.4f}) = {kl / data:.2f} x data floor "
+                f"  {name:13s} {g} {kl:.4f} (sd {sd:.4f}) = {kl / data:.2f} x data floor "
                 f"{data:.4f}; {sec:.2f} s vs sp {sp_sec:.2f} s = {sec / sp_sec:.2f} x: "
                 f"{'met' if ok else 'NOT met'}"
             )

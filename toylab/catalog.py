@@ -38,6 +38,9 @@ CATALOG: dict[str, MethodEntry] = {
         MethodEntry(
             "bsp", "balanced Split-and-Prune", "toylab.fitting.balanced:BalancedSplitAndPrune"
         ),  # noqa: E501
+        MethodEntry(
+            "replay", "replay Split-and-Prune", "toylab.fitting.replay:ReplaySplitAndPrune"
+        ),
         MethodEntry("tree", "hierarchical DDN", "toylab.fitting.tree.method:TreeMethod"),
     )
 }

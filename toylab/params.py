@@ -209,6 +209,7 @@ PARAMS: tuple[Param, ...] = (
     P("device", "str", "cpu", "torch device: cpu or cuda[:N]"),
     P("threads", "int", None, "threads of torch and of the compiled kernels (default 1, fastest for small batches; 2 pays at K >= 10^5 with batches of thousands; results do not depend on it)", minimum=1, optional=True),
     P("index", "choice", "auto", "nearest-node search: auto (the compiled grid index on CPU, brute force on a GPU), grid, kdtree (an exact KD-tree that follows moving nodes) or brute", choices=INDEXES, method=True),
+    P("replay_window", "int", 32, "replay: points kept per node, the buffer of the current target's points that each refit re-reads (at most 4M points in all)", minimum=1, metavar="N", method=True),
     P("tree_form", "choice", "points", "points: every parent owns K free child points; neural: an MLP per layer proposes the K candidates (the paper's model)", choices=TREE_FORMS, group="tree", method=True),
     P("layers", "int", None, "layers L (default 5 for points, 2 for neural)", minimum=1, optional=True, metavar="L", group="tree", method=True),
     P("k", "int", None, "candidates per layer (default 8 for points, 64 for neural; -k is --nodes)", minimum=2, optional=True, metavar="K", group="tree", method=True),

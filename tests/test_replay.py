@@ -1,0 +1,112 @@
+"""Replay Split-and-Prune (`replay`, issue 16): deterministic, resumable, better than sp."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+import toylab
+from toylab.config import RunConfig
+from toylab.errors import ToylabError
+from toylab.fitting.methods import Settings
+from toylab.fitting.replay import ReplaySplitAndPrune
+from toylab.run import Run
+
+SMALL = dict(nodes=600, steps=1500, batch=10, bins=64, frames=0)
+
+
+def test_same_seed_same_nodes_different_seed_different_nodes():
+    kw = dict(methods="replay", steps=300, nodes=200, frames=0, bins=32)
+    a = toylab.fit("blur_circles", seed=3, **kw)
+    b = toylab.fit("blur_circles", seed=3, **kw)
+    c = toylab.fit("blur_circles", seed=4, **kw)
+    assert np.array_equal(a.nodes["replay"], b.nodes["replay"])
+    assert not np.array_equal(a.nodes["replay"], c.nodes["replay"])
+
+
+def test_adding_replay_does_not_change_sp():
+    kw = dict(seed=1, steps=150, nodes=200, frames=0, bins=32)
+    alone = toylab.fit("spiral", methods="sp", **kw)
+    both = toylab.fit("spiral", methods="sp,replay", **kw)
+    assert np.array_equal(alone.nodes["sp"], both.nodes["sp"])
+
+
+def test_the_buffer_is_a_ring_of_the_latest_points_emptied_at_a_target_change():
+    m = ReplaySplitAndPrune(torch.zeros(4, 2), Settings(replay_window=2))  # room for 8 points
+    m.refit_start = 1e9  # no refits: only the buffer is under test
+    m.next_refit = 10**9
+    pts = np.arange(26, dtype=float).reshape(13, 2)
+    m.step(pts[:5])
+    m.step(pts[5:])
+    assert m.filled == 8 and m.seen == 13
+    assert sorted(m.buffer[:, 0].tolist()) == sorted(pts[5:, 0].tolist())  # the last 8
+    m.begin_target(10, None)
+    assert m.filled == 0 and m.seen == 0
+
+
+def test_a_refit_moves_nodes_to_the_mean_of_their_buffered_points():
+    m = ReplaySplitAndPrune(torch.tensor([[-0.5, 0.0], [0.5, 0.0]]), Settings(replay_window=8))
+    m._remember(np.array([[-0.6, 0.1], [-0.4, -0.1], [0.7, 0.2], [0.5, 0.2], [0.6, -0.1]]))
+    m.counts[:] = [1.0, 4.0]  # total 5 matches, redistributed by the refit
+    m.refit()
+    assert np.allclose(m.pos, [[-0.5, 0.0], [0.6, 0.1]])
+    assert np.allclose(m.counts, [2.0, 3.0]) and np.allclose(m.n, [2.0, 3.0])
+    assert np.allclose(m.cov[0], [0.01, -0.01, 0.01])  # offsets (-0.1, 0.1), (0.1, -0.1)
+    assert m.index.query(np.array([[0.6, 0.1]]))[0] == 1  # the index follows
+
+
+def _config(**extra):
+    return RunConfig(
+        **{
+            "targets": ["spiral", "blur_circles"],
+            "nodes": 100,
+            "steps": 70,
+            "batch": 9,
+            "frames": 2,
+            "bins": 24,
+            "methods": ["sp", "replay"],
+            "replay_window": 3,  # 300 points: the ring wraps inside each target
+            "seed": 4,
+        }
+        | extra
+    )
+
+
+def test_interrupted_then_resumed_equals_uninterrupted():
+    full = Run(_config())
+    full.advance()
+    assert full.methods["replay"].refits >= 4
+    for stop_at in (5, 20, 69, 70, 100, 139):  # before and after refits, in both targets
+        part = Run(_config())
+        part.advance(should_stop=lambda p=part, s=stop_at: p.global_step >= s)
+        buf = io.BytesIO()
+        torch.save(part.state_dict(), buf)
+        buf.seek(0)
+        resumed = Run(_config())
+        resumed.load_state_dict(torch.load(buf, weights_only=True), part.frames)
+        assert resumed.advance()
+        a, b = resumed.methods["replay"], full.methods["replay"]
+        assert np.array_equal(a.pos, b.pos) and np.array_equal(a.counts, b.counts)
+        assert np.array_equal(a.buffer[: a.filled], b.buffer[: b.filled])
+        assert (a.seen, a.head, a.next_refit, a.refits) == (b.seen, b.head, b.next_refit, b.refits)
+        assert resumed.kl_rows == full.kl_rows
+
+
+def test_a_bad_window_is_one_line():
+    with pytest.raises(ToylabError) as err:
+        toylab.fit("spiral", methods="replay", replay_window=0, steps=5, nodes=20, frames=0)
+    assert "--replay-window" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_replay_beats_sp_by_more_than_the_seeds_spread():
+    # Paired by seed (same initial nodes, same data): the mean improvement must exceed three
+    # standard errors of the paired differences, so seed-to-seed noise cannot pass it.
+    diffs = []
+    for seed in range(5):
+        r = toylab.fit("qr", methods="sp,replay", seed=seed, **SMALL)
+        m = r.metrics["targets"][0]["methods"]
+        diffs.append(m["sp"]["kl"] - m["replay"]["kl"])
+    diffs = np.array(diffs)
+    stderr = diffs.std(ddof=1) / np.sqrt(diffs.size)
+    assert diffs.mean() > 3 * stderr and diffs.mean() > 0
