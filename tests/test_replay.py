@@ -1,10 +1,7 @@
 """Replay Split-and-Prune (`replay`, issue 16): deterministic, resumable, better than sp."""
 
-import io
-
 import numpy as np
 import pytest
-import torch
 
 import toylab
 from toylab.config import RunConfig
@@ -12,6 +9,7 @@ from toylab.errors import ToylabError
 from toylab.fitting.methods import Settings
 from toylab.fitting.replay import ReplaySplitAndPrune
 from toylab.run import Run
+from toylab.store import statefile
 
 SMALL = dict(nodes=600, steps=1500, batch=10, bins=64, frames=0)
 
@@ -33,7 +31,7 @@ def test_adding_replay_does_not_change_sp():
 
 
 def test_the_buffer_is_a_ring_of_the_latest_points_emptied_at_a_target_change():
-    m = ReplaySplitAndPrune(torch.zeros(4, 2), Settings(replay_window=2))  # room for 8 points
+    m = ReplaySplitAndPrune(np.zeros((4, 2)), Settings(replay_window=2))  # room for 8 points
     m.refit_start = 1e9  # no refits: only the buffer is under test
     m.next_refit = 10**9
     pts = np.arange(26, dtype=float).reshape(13, 2)
@@ -46,7 +44,7 @@ def test_the_buffer_is_a_ring_of_the_latest_points_emptied_at_a_target_change():
 
 
 def test_a_refit_moves_nodes_to_the_mean_of_their_buffered_points():
-    m = ReplaySplitAndPrune(torch.tensor([[-0.5, 0.0], [0.5, 0.0]]), Settings(replay_window=8))
+    m = ReplaySplitAndPrune(np.array([[-0.5, 0.0], [0.5, 0.0]]), Settings(replay_window=8))
     m._remember(np.array([[-0.6, 0.1], [-0.4, -0.1], [0.7, 0.2], [0.5, 0.2], [0.6, -0.1]]))
     m.counts[:] = [1.0, 4.0]  # total 5 matches, redistributed by the refit
     m.refit()
@@ -80,11 +78,8 @@ def test_interrupted_then_resumed_equals_uninterrupted():
     for stop_at in (5, 20, 69, 70, 100, 139):  # before and after refits, in both targets
         part = Run(_config())
         part.advance(should_stop=lambda p=part, s=stop_at: p.global_step >= s)
-        buf = io.BytesIO()
-        torch.save(part.state_dict(), buf)
-        buf.seek(0)
-        resumed = Run(_config())
-        resumed.load_state_dict(torch.load(buf, weights_only=True), part.frames)
+        resumed = Run(_config())  # through the checkpoint's serialisation
+        resumed.load_state_dict(statefile.loads(statefile.dumps(part.state_dict())), part.frames)
         assert resumed.advance()
         a, b = resumed.methods["replay"], full.methods["replay"]
         assert np.array_equal(a.pos, b.pos) and np.array_equal(a.counts, b.counts)

@@ -113,7 +113,7 @@ def test_a_cpu_run_and_its_resume_load_neither_torch_nor_pot(tmp_path):
     imported by the W2 helper process, not the run's own."""
     out = tmp_path / "r"
     argv = ["run", "--nodes", "300", "--steps", "300", "--out", str(out), "--quiet"]
-    argv += ["--method", "gd,sp,soft,kmeans,bsp"]
+    argv += ["--method", "gd,sp,soft,kmeans,bsp,replay"]
     proc = _python(_PROBE_TEMPLATE.replace("HEAVY", "('torch', 'ot')"), *argv)
     assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"rc": 0, "heavy": []}, proc.stderr
     assert json.loads((out / "metrics.json").read_text())["targets"][0]["wasserstein_estimate"]

@@ -1,5 +1,6 @@
 """Everything a run directory shows: the saved state, final.png, the GIF, report.html and the
-outputs record, written in that order so a failed picture never costs the fit.
+outputs record. The state and the pictures are written at once on two threads (the save is
+always finished, so a failed picture never costs the fit), then the report, then the record.
 
 Used by `toylab run` (cli/driver), the live lab's "Save run" and anything else that writes a
 normal run directory; above store/ and viz/, below the commands.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -81,23 +83,18 @@ def finish(
     save: bool = True,
 ) -> list[Path]:
     """Write every output file of the run as it stands (complete or interrupted): the state
-    first (unless save=False: it is saved already), then the pictures and the report, then
+    (unless save=False: it is saved already) beside the pictures, then the report, then
     outputs.json. A file that cannot be written is one line; a fit already saved says how to
     finish its outputs."""
     saver = saver or rundir.Saver(out, run_id=os.urandom(8).hex())
-    if save:
-        try:
-            saver.save_state(run)
-        except OSError as err:
-            raise ToylabError(
-                f"{describe_os_error(err)}; this save failed, the previous one stays "
-                f"(continue from it with: toylab run --resume {shlex.quote(str(out))})"
-            ) from None
     current = {"path": out}
     try:
-        if not save:
+        if save:
+            _save_while_drawing(out, run, saver, gif_options, quiet, current)
+            written = current.pop("written")
+        else:
             saver.write_derived(run)
-        written = write_pictures(out, run, gif_options, quiet, current)
+            written = write_pictures(out, run, gif_options, quiet, current)
         from toylab.viz.report import write_report
 
         current["path"] = out / rundir.REPORT_FILE
@@ -114,6 +111,35 @@ def finish(
             f"write the outputs with: toylab run --resume {shlex.quote(str(out))}"
         ) from None
     return written
+
+
+def _save_while_drawing(
+    out: Path,
+    run: Run,
+    saver: rundir.Saver,
+    gif_options: dict[str, Any],
+    quiet: bool,
+    current: dict[str, Any],
+) -> None:
+    """The state save (frames.npz, checkpoint.pt, derived files) on a second thread while this
+    one draws final.png and the GIF: the save is mostly deflate, which runs outside the GIL,
+    so the two overlap (about 0.3 s of the default run). Both only read the run. The save's
+    failure is reported first (the previous save stays); the thread is always waited for, so
+    an interrupt never leaves a save half done."""
+    run.current_fit()  # fill the shared per-step cache before two threads read it
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="toylab-save") as pool:
+        saving = pool.submit(saver.save_state, run)
+        try:
+            current["written"] = write_pictures(out, run, gif_options, quiet, current)
+        finally:
+            error = saving.exception()  # waits for the save
+            if isinstance(error, OSError):
+                raise ToylabError(
+                    f"{describe_os_error(error)}; this save failed, the previous one stays "
+                    f"(continue from it with: toylab run --resume {shlex.quote(str(out))})"
+                ) from None
+            if error is not None:
+                raise error
 
 
 def expected_outputs(run: Run, gif_options: dict[str, Any]) -> list[str]:

@@ -32,12 +32,13 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-import torch
 
 import densities
+from toylab.fitting.backend import Positions
 from toylab.fitting.balanced import BalancedSplitAndPrune
 from toylab.fitting.compiled import njit
 from toylab.fitting.methods import Settings
+from toylab.lazy import as_numpy
 
 MAX_BUFFER = 1 << 22  # at most 4M points (64 MB) whatever K and the window
 REFIT_START = 1.0  # first refit once the target has given this many points a node
@@ -105,7 +106,7 @@ class ReplaySplitAndPrune(BalancedSplitAndPrune):
     trim = 0.0  # after a refit, mass 0 for nodes whose points' density < trim x the median
 
     def __init__(
-        self, positions: torch.Tensor, settings: Settings, rng: np.random.Generator | None = None
+        self, positions: Positions, settings: Settings, rng: np.random.Generator | None = None
     ):
         super().__init__(positions, settings, rng)
         _warm_up()
@@ -173,7 +174,7 @@ class ReplaySplitAndPrune(BalancedSplitAndPrune):
     # The buffer is state too: only its filled part goes into the checkpoint.
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        state["buffer"] = torch.from_numpy(self.buffer[: self.filled].copy())
+        state["buffer"] = self.buffer[: self.filled].copy()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -181,5 +182,5 @@ class ReplaySplitAndPrune(BalancedSplitAndPrune):
         saved = state.pop("buffer", None)
         super().load_state_dict(state)
         if saved is not None:
-            arr = saved.numpy() if isinstance(saved, torch.Tensor) else np.asarray(saved)
+            arr = np.asarray(as_numpy(saved))
             self.buffer[: arr.shape[0]] = arr
