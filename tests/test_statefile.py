@@ -7,6 +7,7 @@ of an in-process call and survive its own death.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -97,3 +98,30 @@ def test_no_helper_when_switched_off(monkeypatch):
     density = densities.get("spiral", 30)
     nodes = density.sample(40, np.random.default_rng(2))
     assert transport.submit(nodes, density).result() == wasserstein(nodes, density)
+
+
+def _chain_metrics() -> tuple[str, list]:
+    from toylab.config import RunConfig
+    from toylab.run import Run
+
+    cfg = RunConfig(
+        targets=["spiral", "checkerboard"], nodes=300, steps=200, batch=10, frames=4, bins=40
+    )
+    run = Run(cfg.validate())
+    run.advance()
+    for target in run.results:  # wall seconds are the one thing allowed to differ
+        for scores in target["methods"].values():
+            scores.pop("seconds")
+    return json.dumps(run.metrics()), run.kl_rows
+
+
+def test_a_run_settles_the_helper_results_exactly_as_computed_in_process(helper, monkeypatch):
+    with_helper = _chain_metrics()
+    assert transport._helper is helper  # the helper answered every job
+    transport.stop()
+    monkeypatch.setenv(transport.ENV_SWITCH, "0")
+    in_process = _chain_metrics()
+    assert with_helper == in_process  # the nodes were copied at the target's end, not read late
+    targets = json.loads(in_process[0])["targets"]
+    assert all("data_floor" in t["floors"] and t["wasserstein_estimate"] for t in targets)
+    assert [r["wasserstein"] for r in in_process[1] if "wasserstein" in r]  # last rows got W2

@@ -154,3 +154,37 @@ def floors(
         out["data_floor_kl_optimal"] = allocation_kl(kl_optimal_allocation(hist, nodes), q)
         out["samples"] = int(hist.sum())
     return out
+
+
+def stream_histogram(
+    density: densities.Density, rng_state: dict, steps: int, batch: int, chunk_points: int
+) -> np.ndarray:
+    """Cell counts of the steps * batch points a run drew for a target, redrawn from the data
+    stream's state at the target's start in the run's own chunks (chunk_points // batch steps
+    a draw, the last one cut), so the data floor costs the fit nothing per step."""
+    rng = np.random.Generator(getattr(np.random, rng_state["bit_generator"])())
+    rng.bit_generator.state = rng_state
+    n = max(1, chunk_points // batch)
+    hist = np.zeros((density.bins, density.bins), dtype=np.int64)
+    for start in range(0, steps, n):
+        chunk = density.sample(n * batch, rng)
+        used = min(n, steps - start) * batch
+        hist += densities.histogram(chunk[:used], density.bins)
+    return hist
+
+
+def run_floors(
+    density: densities.Density,
+    nodes: int,
+    rng_state: dict | None,
+    steps: int,
+    batch: int,
+    chunk_points: int,
+) -> dict[str, float]:
+    """The floors a run reports at a target's end (`floors`, with the data floor from the
+    target's own points when the stream's state at its start is known). A module-level
+    function of plain arguments, so the run's helper process can compute it."""
+    hist = None
+    if rng_state is not None:
+        hist = stream_histogram(density, rng_state, steps, batch, chunk_points)
+    return floors(density, nodes, histogram=hist)

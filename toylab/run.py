@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,7 @@ from toylab.errors import ToylabError
 from toylab.fitting import compiled
 from toylab.fitting.compiled import warm_up_kernels
 from toylab.fitting.methods import Method, Step, make_method
-from toylab.kl_floors import floors
+from toylab.kl_floors import run_floors
 from toylab.lazy import as_numpy, is_torch, torch, when_imported
 from toylab.metrics import (
     METRIC_NAMES,
@@ -106,8 +107,10 @@ class Run:
         self.target_begun = False
         self.seconds = dict.fromkeys(config.methods, 0.0)
         self.real: dict[int, dict[str, float]] = {}
-        self.results: list[dict[str, Any]] = []
-        self.kl_rows: list[dict[str, Any]] = []
+        self._results: list[dict[str, Any]] = []
+        self._kl_rows: list[dict[str, Any]] = []
+        self._pending: list[tuple] = []  # finished targets whose W2 / floors are on their way
+        self._settle_lock = threading.Lock()
         self.frames = Frames(
             methods=list(config.methods),
             target_names=list(config.targets),
@@ -227,7 +230,7 @@ class Run:
         hists, scores = self.current_fit()
         self.latest = scores
         for name, s in scores.items():
-            self.kl_rows.append(
+            self._kl_rows.append(
                 {"step": self.global_step, "target": self.density.name, "method": name}
                 | {k: s[k] for k in METRIC_NAMES}
             )
@@ -241,23 +244,52 @@ class Run:
             )
 
     def _finish_target(self) -> None:
+        """Score the target as it ends. W2 and the floors are handed to the helper process
+        (transport) and filled in by `settle` when the results are read: the run goes on
+        (the next target, the save, the pictures) while they are computed."""
         w2 = {name: transport.submit(m.positions, self.density) for name, m in self.methods.items()}
-        result = self.target_result(final=True)  # meanwhile W2 runs in the helper, if any
-        result["floors"] = self._floors()
-        kind = None
-        for name in self.methods:
-            w, kind = w2[name].result()
-            result["methods"][name]["wasserstein"] = w
-            for row in reversed(self.kl_rows):  # the target's last KL row, if one was logged
-                if row["step"] != self.global_step or row["target"] != self.density.name:
-                    break
-                if row["method"] == name:
-                    row["wasserstein"] = w
-        result["wasserstein_estimate"] = kind
-        self.results.append(result)
+        floors = self._submit_floors()
+        result = self.target_result(final=True)
+        last_rows = []  # the target's last KL rows, if one was logged: they get W2 too
+        for row in reversed(self._kl_rows):
+            if row["step"] != self.global_step or row["target"] != self.density.name:
+                break
+            last_rows.append(row)
+        self._results.append(result)
+        self._pending.append((result, last_rows, floors, w2))
         self.target_pos += 1
         self.step = 0
         self.target_begun = False
+
+    def settle(self) -> None:
+        """Wait for the target-end metrics still being computed (floors, W2) and put them in
+        their places (in the order the keys always had). Reading `results`, `kl_rows`,
+        `metrics()` or `state_dict()` settles first, so nobody sees a result without them."""
+        with self._settle_lock:
+            while self._pending:
+                result, last_rows, floors, w2 = self._pending[0]
+                result["floors"] = floors.result()
+                kind = None
+                for name, job in w2.items():
+                    w, kind = job.result()
+                    result["methods"][name]["wasserstein"] = w
+                    for row in last_rows:
+                        if row["method"] == name:
+                            row["wasserstein"] = w
+                result["wasserstein_estimate"] = kind
+                self._pending.pop(0)
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        """Every finished target's metrics (settled)."""
+        self.settle()
+        return self._results
+
+    @property
+    def kl_rows(self) -> list[dict[str, Any]]:
+        """The KL log: one row per method per logged step (settled)."""
+        self.settle()
+        return self._kl_rows
 
     def current_fit(self) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
         """Every method's node histogram and scores on the current target, as the nodes stand
@@ -272,28 +304,19 @@ class Run:
             self._fit, self._fit_key = (hists, scores), key
         return self._fit
 
-    def _data_histogram(self) -> np.ndarray | None:
-        """Histogram of the steps * batch points this target drew, redrawn from the data
-        stream's state at the target's start (the same chunks `_draw_chunk` drew), so the data
-        floor costs nothing per step. None when that state is unknown (an older checkpoint)."""
-        if self._target_rng_state is None:
-            return None
-        cfg, density = self.config, self.density
-        rng = np.random.Generator(type(self.data_rng.bit_generator)())
-        rng.bit_generator.state = self._target_rng_state
-        n = max(1, CHUNK_POINTS // cfg.batch)
-        hist = np.zeros((density.bins, density.bins), dtype=np.int64)
-        for start in range(0, cfg.steps, n):
-            chunk = density.sample(n * cfg.batch, rng)
-            used = min(n, cfg.steps - start) * cfg.batch
-            hist += densities.histogram(chunk[:used], density.bins)
-        return hist
-
-    def _floors(self) -> dict[str, float]:
+    def _submit_floors(self) -> transport.Pending:
         """The target's KL floors for K nodes (toylab.floors): allocation, and data budget from
-        the very points this run drew."""
-        hist = self._data_histogram()
-        return floors(self.density, self.config.nodes, histogram=hist)
+        the very points this run drew (redrawn, in the helper process when there is one)."""
+        cfg = self.config
+        return transport.submit_call(
+            run_floors,
+            self.density,
+            cfg.nodes,
+            self._target_rng_state,
+            cfg.steps,
+            cfg.batch,
+            CHUNK_POINTS,
+        )
 
     def target_result(self, final: bool) -> dict[str, Any]:
         """Metrics of the current target: real samples and every method as it stands now."""
@@ -355,7 +378,8 @@ class Run:
             m.load_state_dict(state["methods"][name])
         self.seconds = dict(state["seconds"])
         self.real = {int(k): v for k, v in state["real"].items()}
-        self.results = list(state["results"])
-        self.kl_rows = list(state["kl_rows"])
+        self._pending = []
+        self._results = list(state["results"])
+        self._kl_rows = list(state["kl_rows"])
         if frames is not None:
             self.frames = frames

@@ -1,10 +1,12 @@
-"""The W2 metric from a helper process, so that a run never waits for POT's import.
+"""Target-end metrics (W2, the KL floors) from a helper process, off the run's path.
 
 `import ot` costs about a second (POT loads scipy.stats, networkx and, if installed, torch for
-its backends) and a run needs W2 only at each target's end. `start()` launches one spawned
-helper process that imports POT while the fit runs on another core; `submit(nodes, density)`
-then hands it the job and returns a `Pending` whose `result()` waits for the answer. The
-helper runs `metrics.wasserstein_arrays`, the very function a direct call runs, so the numbers
+its backends); W2 and the data floor (which redraws the target's N points) cost seconds at
+K = 10^6; a run needs them only at each target's end. `start()` launches one spawned helper
+process that imports POT while the fit runs on another core; `submit(nodes, density)` (W2) and
+`submit_call(fn, *args)` (any module-level function) hand it a job and return a `Pending` whose
+`result()` waits for the answer, so the caller can go on meanwhile (the run settles them when
+its results are read). The helper runs the very function a direct call runs, so the numbers
 are identical either way. Without a started helper (one core, TOYLAB_W2_HELPER=0, or the helper
 died) `result()` computes in this process.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,12 +45,12 @@ class _Helper:
         self.sent = 0  # jobs sent so far (a job's number is its order)
         self.answers: dict[int, tuple[bool, Any]] = {}  # read, not yet collected
 
-    def send(self, x: np.ndarray, q_grid: np.ndarray) -> int:
-        self.conn.send((self.sent, x, q_grid))
+    def send(self, fn: Callable[..., Any], args: tuple) -> int:
+        self.conn.send((self.sent, fn, args))
         self.sent += 1
         return self.sent - 1
 
-    def receive(self, job: int) -> tuple[float, str]:
+    def receive(self, job: int) -> Any:
         """Job `job`'s answer; answers to other jobs read on the way are kept for them."""
         while job not in self.answers:
             number, ok, value = self.conn.recv()
@@ -65,20 +68,18 @@ class _Helper:
 
 
 def _serve(conn: Any) -> None:
-    """The helper's loop: import POT, then answer (nodes, grid) jobs until the pipe closes."""
+    """The helper's loop: import POT, then answer (fn, args) jobs until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["POT_BACKEND_DISABLE_PYTORCH"] = "1"
     import ot  # noqa: F401  (the point of the helper: pay this import off the run's path)
 
-    from toylab.metrics import wasserstein_arrays
-
     while True:
         try:
-            job, x, q_grid = conn.recv()
+            job, fn, args = conn.recv()
         except (EOFError, OSError):
             return
         try:
-            conn.send((job, True, wasserstein_arrays(x, q_grid)))
+            conn.send((job, True, fn(*args)))
         except Exception as err:  # the run recomputes in its own process and reports it there
             conn.send((job, False, f"{type(err).__name__}: {err}"))
 
@@ -104,34 +105,42 @@ def stop() -> None:
 
 
 class Pending:
-    """A W2 job: `result()` gives (w, estimate) as `metrics.wasserstein` would."""
+    """A job: `result()` gives fn(*args), from the helper or, failing that, computed here."""
 
-    def __init__(self, x: np.ndarray, q_grid: np.ndarray, helper: _Helper | None, job: int):
-        self.x, self.q_grid, self.helper, self.job = x, q_grid, helper, job
-        self.value: tuple[float, str] | None = None
+    _UNSET = object()
 
-    def result(self) -> tuple[float, str]:
-        if self.value is None:
-            if self.helper is not None and self.helper is _helper:
-                try:
-                    self.value = self.helper.receive(self.job)
-                except (EOFError, OSError, RuntimeError):
-                    stop()  # a dead or failing helper: this and later jobs run here
-            if self.value is None:
-                from toylab.metrics import wasserstein_arrays
+    def __init__(self, fn: Callable[..., Any], args: tuple, helper: _Helper | None, job: int):
+        self.fn, self.args, self.helper, self.job = fn, args, helper, job
+        self.value: Any = self._UNSET
 
-                self.value = wasserstein_arrays(self.x, self.q_grid)
+    def result(self) -> Any:
+        if self.value is self._UNSET and self.helper is not None and self.helper is _helper:
+            try:
+                self.value = self.helper.receive(self.job)
+            except (EOFError, OSError, RuntimeError):
+                stop()  # a dead or failing helper: this and later jobs run here
+        if self.value is self._UNSET:
+            self.value = self.fn(*self.args)
+        self.args = ()  # the inputs can be large (K = 10^6 nodes): let them go
         return self.value
 
 
-def submit(nodes: Any, density: Density) -> Pending:
-    """Start computing W2 between the nodes and the density (in the helper if one runs)."""
-    x = np.asarray(as_numpy(nodes), dtype=np.float64)
+def submit_call(fn: Callable[..., Any], *args: Any) -> Pending:
+    """Start fn(*args) in the helper if one runs (fn a module-level function, args picklable)."""
     helper, job = _helper, -1
     if helper is not None:
         try:
-            job = helper.send(x, density.array)
+            job = helper.send(fn, args)
         except (OSError, ValueError):
             stop()
             helper = None
-    return Pending(x, density.array, helper, job)
+    return Pending(fn, args, helper, job)
+
+
+def submit(nodes: Any, density: Density) -> Pending:
+    """Start computing W2 between the nodes and the density: result() is (w, estimate) as
+    `metrics.wasserstein` gives."""
+    from toylab.metrics import wasserstein_arrays
+
+    x = np.array(as_numpy(nodes), dtype=np.float64)  # a copy: the nodes move on meanwhile
+    return submit_call(wasserstein_arrays, x, density.array)
