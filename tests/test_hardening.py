@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import toylab
-from toylab import budget
+from toylab import budget, transport
 from toylab.cli import main
 from toylab.store import frames as frames_mod
 from toylab.store import rundir
@@ -313,6 +313,8 @@ def test_a_failed_picture_never_loses_the_fit(tmp_path, monkeypatch, capsys, ref
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(gif, "render_run", full_disk)
+    monkeypatch.setenv("TOYLAB_W2_HELPER", "0")  # the GIF is drawn in this process
+    transport.stop()
     rc, out = run(tmp_path)
     assert rc == 2
     line = one_line_error(capsys, "comparison.gif", "No space left", "--resume")

@@ -1,22 +1,14 @@
-"""The checkpoint's payload (toylab.store.statefile) and the W2 helper process (toylab.transport).
-
-The state file must give back every value with its type (a resume is bit-exact only if it
-does) and refuse what it cannot read in one line; the helper must give exactly the numbers
-of an in-process call and survive its own death.
-"""
+"""The checkpoint's payload (toylab.store.statefile): every value comes back with its type (a
+resume is bit-exact only if it does), and what cannot be read is refused."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
-import densities
-from toylab import transport
-from toylab.metrics import wasserstein
 from toylab.store import statefile
 
 
@@ -60,68 +52,3 @@ def test_what_cannot_be_saved_or_read_is_refused():
     for junk in (b"", b"PK\x03\x04 not a zip", np.random.default_rng(0).bytes(3000)):
         with pytest.raises(statefile.StateFileError):
             statefile.loads(junk)
-
-
-@pytest.fixture
-def helper(monkeypatch):
-    monkeypatch.setenv(transport.ENV_SWITCH, "1")
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
-    transport.stop()
-    assert transport.start()
-    yield transport._helper
-    transport.stop()
-
-
-def test_the_helper_gives_the_numbers_of_an_in_process_call(helper):
-    density = densities.get("spiral", 40)
-    rng = np.random.default_rng(0)
-    small, big = density.sample(50, rng), density.sample(3000, rng)  # exact, then sliced
-    jobs = [transport.submit(x, density) for x in (small, big, small)]
-    assert jobs[2].result() == wasserstein(small, density)  # read out of order
-    assert jobs[0].result() == (wasserstein(small, density)[0], "exact")
-    assert jobs[1].result() == (wasserstein(big, density)[0], "sliced")
-
-
-def test_a_dead_helper_is_replaced_by_the_run_own_process(helper):
-    density = densities.get("checkerboard", 30)
-    nodes = density.sample(80, np.random.default_rng(1))
-    helper.process.kill()
-    helper.process.join()
-    assert transport.submit(nodes, density).result() == wasserstein(nodes, density)
-    assert transport._helper is None  # later jobs run here without trying the dead one again
-
-
-def test_no_helper_when_switched_off(monkeypatch):
-    transport.stop()
-    monkeypatch.setenv(transport.ENV_SWITCH, "0")
-    assert not transport.start()
-    density = densities.get("spiral", 30)
-    nodes = density.sample(40, np.random.default_rng(2))
-    assert transport.submit(nodes, density).result() == wasserstein(nodes, density)
-
-
-def _chain_metrics() -> tuple[str, list]:
-    from toylab.config import RunConfig
-    from toylab.run import Run
-
-    cfg = RunConfig(
-        targets=["spiral", "checkerboard"], nodes=300, steps=200, batch=10, frames=4, bins=40
-    )
-    run = Run(cfg.validate())
-    run.advance()
-    for target in run.results:  # wall seconds are the one thing allowed to differ
-        for scores in target["methods"].values():
-            scores.pop("seconds")
-    return json.dumps(run.metrics()), run.kl_rows
-
-
-def test_a_run_settles_the_helper_results_exactly_as_computed_in_process(helper, monkeypatch):
-    with_helper = _chain_metrics()
-    assert transport._helper is helper  # the helper answered every job
-    transport.stop()
-    monkeypatch.setenv(transport.ENV_SWITCH, "0")
-    in_process = _chain_metrics()
-    assert with_helper == in_process  # the nodes were copied at the target's end, not read late
-    targets = json.loads(in_process[0])["targets"]
-    assert all("data_floor" in t["floors"] and t["wasserstein_estimate"] for t in targets)
-    assert [r["wasserstein"] for r in in_process[1] if "wasserstein" in r]  # last rows got W2

@@ -19,6 +19,8 @@ import numpy as np
 from toylab.errors import ToylabError
 from toylab.run import Run
 from toylab.store import rundir
+from toylab.transport import HelperFailed
+from toylab.viz.gif_stream import GifStream
 
 
 def describe_os_error(err: OSError) -> str:
@@ -41,14 +43,20 @@ def write_pictures(
     *,
     final_png: bool = True,
     gif_file: bool = True,
+    stream: GifStream | None = None,
 ) -> list[Path]:
     """final.png of the current target and comparison.gif of every recorded frame (each can
-    be left out); current["path"] names the file being written (for an error that does not)."""
+    be left out); current["path"] names the file being written (for an error that does not).
+    With a usable `stream` the helper process writes the GIF it drew during the fit while
+    this one draws final.png; if it cannot, the GIF is drawn here."""
     from toylab.viz import gif, render
 
     current = current if current is not None else {}
     written = []
     real = real_kls(run)
+    drawing = None
+    if gif_file and len(run.frames) and stream is not None:
+        drawing = stream.start_writing(run, out / rundir.GIF_FILE)
     if final_png:
         current["path"] = out / rundir.FINAL_PNG
         density = run.density
@@ -68,9 +76,15 @@ def write_pictures(
         written.append(out / rundir.FINAL_PNG)
     if gif_file and len(run.frames):
         current["path"] = out / rundir.GIF_FILE
-        written += gif.render_run(
-            run.frames, out / rundir.GIF_FILE, progress=not quiet, real_kl=real, **gif_options
-        )
+        if drawing is not None:
+            try:
+                written.append(Path(drawing.result()))
+            except HelperFailed:
+                drawing = None  # drawn here instead; a real error (a full disk) shows here
+        if drawing is None:
+            written += gif.render_run(
+                run.frames, out / rundir.GIF_FILE, progress=not quiet, real_kl=real, **gif_options
+            )
     return written
 
 
@@ -81,6 +95,7 @@ def finish(
     quiet: bool,
     saver: rundir.Saver | None = None,
     save: bool = True,
+    stream: GifStream | None = None,
 ) -> list[Path]:
     """Write every output file of the run as it stands (complete or interrupted): the state
     (unless save=False: it is saved already) beside the pictures, then the report, then
@@ -90,11 +105,11 @@ def finish(
     current = {"path": out}
     try:
         if save:
-            _save_while_drawing(out, run, saver, gif_options, quiet, current)
+            _save_while_drawing(out, run, saver, gif_options, quiet, current, stream)
             written = current.pop("written")
         else:
             saver.write_derived(run)
-            written = write_pictures(out, run, gif_options, quiet, current)
+            written = write_pictures(out, run, gif_options, quiet, current, stream=stream)
         from toylab.viz.report import write_report
 
         current["path"] = out / rundir.REPORT_FILE
@@ -120,6 +135,7 @@ def _save_while_drawing(
     gif_options: dict[str, Any],
     quiet: bool,
     current: dict[str, Any],
+    stream: GifStream | None = None,
 ) -> None:
     """The state save (frames.npz, checkpoint.pt, derived files) on a second thread while this
     one draws final.png and the GIF: the save is mostly deflate, which runs outside the GIL,
@@ -130,7 +146,9 @@ def _save_while_drawing(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="toylab-save") as pool:
         saving = pool.submit(saver.save_state, run)
         try:
-            current["written"] = write_pictures(out, run, gif_options, quiet, current)
+            current["written"] = write_pictures(
+                out, run, gif_options, quiet, current, stream=stream
+            )
         finally:
             error = saving.exception()  # waits for the save
             if isinstance(error, OSError):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from toylab.lazy import as_numpy
 ENV_SWITCH = "TOYLAB_W2_HELPER"  # "0" keeps W2 in the run's own process
 
 _helper: _Helper | None = None
+_stopping = threading.Lock()
 
 
 class _Helper:
@@ -44,27 +46,41 @@ class _Helper:
         child.close()
         self.sent = 0  # jobs sent so far (a job's number is its order)
         self.answers: dict[int, tuple[bool, Any]] = {}  # read, not yet collected
+        # Two threads use the helper at a run's end (the save settles W2 while the pictures
+        # wait for the GIF): one reads the pipe at a time, one writes at a time.
+        self.reading = threading.Lock()
+        self.writing = threading.Lock()
 
-    def send(self, fn: Callable[..., Any], args: tuple) -> int:
-        self.conn.send((self.sent, fn, args))
-        self.sent += 1
-        return self.sent - 1
+    def send(self, fn: Callable[..., Any], args: tuple, reply: bool = True) -> int:
+        """Send a job; its number (-1 for a job whose answer nobody reads: none is sent)."""
+        with self.writing:
+            if not reply:
+                self.conn.send((-1, fn, args))
+                return -1
+            self.conn.send((self.sent, fn, args))
+            self.sent += 1
+            return self.sent - 1
 
     def receive(self, job: int) -> Any:
         """Job `job`'s answer; answers to other jobs read on the way are kept for them."""
-        while job not in self.answers:
-            number, ok, value = self.conn.recv()
-            self.answers[number] = (ok, value)
-        ok, value = self.answers.pop(job)
+        with self.reading:
+            while job not in self.answers:
+                number, ok, value = self.conn.recv()
+                self.answers[number] = (ok, value)
+            ok, value = self.answers.pop(job)
         if not ok:
             raise RuntimeError(value)
         return value
 
     def close(self) -> None:
-        self.conn.close()
+        """End the process, then close the pipe once no thread reads or writes it (a reader
+        of a dead helper's pipe gets EOF at once; closing under it could let its file
+        descriptor be reused by another file while it still reads)."""
         if self.process.is_alive():
             self.process.terminate()
         self.process.join(timeout=5)
+        with self.reading, self.writing:
+            self.conn.close()
 
 
 def _serve(conn: Any) -> None:
@@ -79,9 +95,11 @@ def _serve(conn: Any) -> None:
         except (EOFError, OSError):
             return
         try:
-            conn.send((job, True, fn(*args)))
+            answer = (job, True, fn(*args))
         except Exception as err:  # the run recomputes in its own process and reports it there
-            conn.send((job, False, f"{type(err).__name__}: {err}"))
+            answer = (job, False, f"{type(err).__name__}: {err}")
+        if job >= 0:  # a failed job without a reply shows in the job that depends on it
+            conn.send(answer)
 
 
 def start() -> bool:
@@ -96,45 +114,75 @@ def start() -> bool:
     return _helper is not None
 
 
+def running() -> bool:
+    """Whether a helper process is running (jobs go there)."""
+    return _helper is not None
+
+
 def stop() -> None:
-    """End the helper (a later `start` launches a new one)."""
+    """End the helper (a later `start` launches a new one); safe from any thread."""
     global _helper
-    if _helper is not None:
-        _helper.close()
-        _helper = None
+    with _stopping:
+        helper, _helper = _helper, None
+    if helper is not None:
+        helper.close()
+
+
+class HelperFailed(RuntimeError):
+    """A job that only the helper can do (fallback=False) did not come back."""
 
 
 class Pending:
-    """A job: `result()` gives fn(*args), from the helper or, failing that, computed here."""
+    """A job: `result()` gives fn(*args), from the helper or, failing that (and if the job
+    allows it), computed here."""
 
     _UNSET = object()
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, helper: _Helper | None, job: int):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple,
+        helper: _Helper | None,
+        job: int,
+        fallback: bool = True,
+    ):
         self.fn, self.args, self.helper, self.job = fn, args, helper, job
+        self.fallback = fallback
         self.value: Any = self._UNSET
 
     def result(self) -> Any:
         if self.value is self._UNSET and self.helper is not None and self.helper is _helper:
             try:
                 self.value = self.helper.receive(self.job)
-            except (EOFError, OSError, RuntimeError):
-                stop()  # a dead or failing helper: this and later jobs run here
+            except RuntimeError as err:  # the job failed there
+                if not self.fallback:
+                    raise HelperFailed(str(err)) from None
+            except (EOFError, OSError):
+                stop()  # a dead helper: this and later jobs run here
         if self.value is self._UNSET:
+            if not self.fallback:
+                raise HelperFailed("the helper process is gone")
             self.value = self.fn(*self.args)
         self.args = ()  # the inputs can be large (K = 10^6 nodes): let them go
         return self.value
 
 
-def submit_call(fn: Callable[..., Any], *args: Any) -> Pending:
-    """Start fn(*args) in the helper if one runs (fn a module-level function, args picklable)."""
+def submit_call(
+    fn: Callable[..., Any], *args: Any, reply: bool = True, fallback: bool = True
+) -> Pending | None:
+    """Start fn(*args) in the helper if one runs (fn a module-level function, args
+    picklable). reply=False: nobody waits for it (returns None; nothing is done without a
+    helper). fallback=False: result() raises HelperFailed instead of computing here."""
     helper, job = _helper, -1
     if helper is not None:
         try:
-            job = helper.send(fn, args)
+            job = helper.send(fn, args, reply)
         except (OSError, ValueError):
             stop()
             helper = None
-    return Pending(fn, args, helper, job)
+    if not reply:
+        return None
+    return Pending(fn, args, helper, job, fallback)
 
 
 def submit(nodes: Any, density: Density) -> Pending:

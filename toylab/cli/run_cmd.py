@@ -21,6 +21,7 @@ from toylab.run import Run, build_targets
 from toylab.store import rundir
 from toylab.store.frames import FRAMES_FILE, Frames
 from toylab.viz import gif
+from toylab.viz.gif_stream import GifStream
 
 # Options that may be given together with --resume (they do not change the numbers).
 RESUME_OPTIONS = {
@@ -297,13 +298,20 @@ def execute(
     `should_stop` comes from a stop_on_interrupt the caller holds (else one is installed)."""
     saver = saver or rundir.Saver(out, os.urandom(8).hex())
     handler = runner.stop_on_interrupt() if should_stop is None else contextlib.nullcontext()
+    stream = GifStream(run, options)  # the helper process draws the GIF during the fit
     with handler as installed:
         should_stop = should_stop or installed
         periodic = runner.PeriodicSave(saver, every) if every else None
+
+        def after_step(r: Run) -> None:
+            stream.feed(r)
+            if periodic is not None:
+                periodic(r)
+
         try:
-            complete = runner.advance_with_progress(run, should_stop, quiet, periodic)
+            complete = runner.advance_with_progress(run, should_stop, quiet, after_step)
             # Still under the handler: a Ctrl-C now only asks to stop, which the files ignore.
-            runner.finish(out, run, options, quiet, saver)
+            runner.finish(out, run, options, quiet, saver, stream=stream)
         except KeyboardInterrupt:  # the second Ctrl-C: the last complete save stays
             print(
                 f"\naborted; the state saved last stays consistent: continue with "

@@ -1,0 +1,120 @@
+"""The helper process (toylab.transport, toylab.viz.gif_stream): the target-end metrics and the
+GIF it computes are exactly those computed in the run's own process, and a dead helper costs
+nothing but time (the run does the work itself)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import densities
+from toylab import transport
+from toylab.metrics import wasserstein
+
+
+@pytest.fixture
+def helper(monkeypatch):
+    monkeypatch.setenv(transport.ENV_SWITCH, "1")
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    transport.stop()
+    assert transport.start()
+    yield transport._helper
+    transport.stop()
+
+
+def test_the_helper_gives_the_numbers_of_an_in_process_call(helper):
+    density = densities.get("spiral", 40)
+    rng = np.random.default_rng(0)
+    small, big = density.sample(50, rng), density.sample(3000, rng)  # exact, then sliced
+    jobs = [transport.submit(x, density) for x in (small, big, small)]
+    assert jobs[2].result() == wasserstein(small, density)  # read out of order
+    assert jobs[0].result() == (wasserstein(small, density)[0], "exact")
+    assert jobs[1].result() == (wasserstein(big, density)[0], "sliced")
+
+
+def test_a_dead_helper_is_replaced_by_the_run_own_process(helper):
+    density = densities.get("checkerboard", 30)
+    nodes = density.sample(80, np.random.default_rng(1))
+    helper.process.kill()
+    helper.process.join()
+    assert transport.submit(nodes, density).result() == wasserstein(nodes, density)
+    assert transport._helper is None  # later jobs run here without trying the dead one again
+
+
+def test_no_helper_when_switched_off(monkeypatch):
+    transport.stop()
+    monkeypatch.setenv(transport.ENV_SWITCH, "0")
+    assert not transport.start()
+    density = densities.get("spiral", 30)
+    nodes = density.sample(40, np.random.default_rng(2))
+    assert transport.submit(nodes, density).result() == wasserstein(nodes, density)
+
+
+def _chain_metrics() -> tuple[str, list]:
+    from toylab.config import RunConfig
+    from toylab.run import Run
+
+    cfg = RunConfig(
+        targets=["spiral", "checkerboard"], nodes=300, steps=200, batch=10, frames=4, bins=40
+    )
+    run = Run(cfg.validate())
+    run.advance()
+    for target in run.results:  # wall seconds are the one thing allowed to differ
+        for scores in target["methods"].values():
+            scores.pop("seconds")
+    return json.dumps(run.metrics()), run.kl_rows
+
+
+def test_a_run_settles_the_helper_results_exactly_as_computed_in_process(helper, monkeypatch):
+    with_helper = _chain_metrics()
+    assert transport._helper is helper  # the helper answered every job
+    transport.stop()
+    monkeypatch.setenv(transport.ENV_SWITCH, "0")
+    in_process = _chain_metrics()
+    assert with_helper == in_process  # the nodes were copied at the target's end, not read late
+    targets = json.loads(in_process[0])["targets"]
+    assert all("data_floor" in t["floors"] and t["wasserstein_estimate"] for t in targets)
+    assert [r["wasserstein"] for r in in_process[1] if "wasserstein" in r]  # last rows got W2
+
+
+def _gif_run(out, monkeypatch, helper_on: bool, kill_helper: bool = False) -> tuple[bytes, int]:
+    """The run's GIF, and how many times this process drew one itself."""
+    from toylab.cli import main
+    from toylab.viz import gif
+
+    drawn_here = []
+    original_render = gif.render_run
+
+    def counting_render(*args, **kw):
+        drawn_here.append(1)
+        return original_render(*args, **kw)
+
+    monkeypatch.setattr(gif, "render_run", counting_render)
+    transport.stop()
+    monkeypatch.setenv(transport.ENV_SWITCH, "1" if helper_on else "0")
+    if kill_helper:  # the helper dies after the GIF session began: the run draws it itself
+        from toylab.viz import gif_stream
+
+        original = gif_stream.GifStream.feed
+
+        def feed_then_die(self, run):
+            original(self, run)
+            if transport.running() and run.global_step == 150:
+                transport._helper.process.kill()
+
+        monkeypatch.setattr(gif_stream.GifStream, "feed", feed_then_die)
+    argv = ["run", "--nodes", "400", "--steps", "300", "--frames", "6", "--out", str(out)]
+    assert main([*argv, "--quiet", "--target", "spiral,checkerboard"]) == 0
+    transport.stop()
+    return (out / "comparison.gif").read_bytes(), len(drawn_here)
+
+
+def test_the_gif_drawn_by_the_helper_is_the_one_drawn_in_process(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    in_process, drawn = _gif_run(tmp_path / "a", monkeypatch, helper_on=False)
+    assert drawn == 1
+    assert _gif_run(tmp_path / "b", monkeypatch, helper_on=True) == (in_process, 0)
+    # the helper dies during the fit: this process draws the same file itself
+    assert _gif_run(tmp_path / "c", monkeypatch, True, kill_helper=True) == (in_process, 1)
