@@ -351,3 +351,20 @@ def test_a_kernel_may_call_a_kernel_imported_from_another_module(tmp_path):
         timeout=120,
     )
     assert proc.stdout.strip() == "[0, 3, 3]", proc.stderr
+
+
+def test_the_parallel_selection_makes_the_same_pairs(monkeypatch):
+    """With --threads >= 2 large counts are selected in slices and merged: the same pairs and
+    counts as the one-at-a-time rule (forced here on small arrays, 2 and 3 slices)."""
+    monkeypatch.setattr(splitting, "PARALLEL_SELECT_MIN", 0)
+    rng = np.random.default_rng(21)
+    for threads in (2, 3):
+        monkeypatch.setattr(compiled, "threads", lambda t=threads: t)
+        for _ in range(200):
+            counts = _random_counts(rng)
+            max_splits = int(rng.integers(4, 2 * counts.size + 4))
+            ratios = (float(rng.uniform(1.2, 3.0)), float(rng.uniform(0.1, 0.9)))
+            direct, fast = counts.copy(), counts.copy()
+            expected = splitting._plan_direct(direct, max_splits, *ratios)
+            assert splitting._plan_compiled(fast, max_splits, *ratios) == expected
+            assert np.array_equal(fast, direct)

@@ -68,6 +68,11 @@ def njit(parallel: bool = False) -> Callable[[Callable], Kernel]:
     return lambda fn: Kernel(fn, options)
 
 
+def threads() -> int:
+    """Threads the parallel kernels use (`--threads`; 1 until set)."""
+    return _threads or 1
+
+
 def set_threads(threads: int) -> None:
     """Threads for parallel kernels (`--threads`); applied now if numba is loaded, else later."""
     global _threads

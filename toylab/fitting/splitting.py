@@ -26,8 +26,9 @@ import math
 
 import numpy as np
 
+from toylab.fitting import compiled
 from toylab.fitting.compiled import AVAILABLE as COMPILED
-from toylab.fitting.compiled import njit, warms_up
+from toylab.fitting.compiled import njit, prange, warms_up
 from toylab.lazy import is_torch, torch
 
 _HEAP_THRESHOLD = 4  # from this many splits a step on, use the candidate-heap path
@@ -198,6 +199,21 @@ def _select_both(
     low_k: np.ndarray,
     low_i: np.ndarray,
 ) -> tuple[int, int]:
+    """`_select_range` over all of `values`."""
+    return _select_range(values, 0, values.shape[0], m, top_k, top_i, low_k, low_i)
+
+
+@njit()
+def _select_range(
+    values: np.ndarray,
+    lo: int,
+    hi: int,
+    m: int,
+    top_k: np.ndarray,
+    top_i: np.ndarray,
+    low_k: np.ndarray,
+    low_i: np.ndarray,
+) -> tuple[int, int]:
     """In one pass, the m nodes first by (-value, index) and the m first by (value, index),
     each as a heap ready for the replay. While filling, each is a bounded heap whose root is
     its worst kept candidate (pairs stored negated so that the root is the largest pair); the
@@ -208,7 +224,7 @@ def _select_both(
     top_root_i = 0
     low_root = math.inf
     low_root_i = 0
-    for n in range(values.shape[0]):
+    for n in range(lo, hi):
         v = values[n]
         key = -v
         if n_top < m:
@@ -256,6 +272,39 @@ def _replay(
     low_k = np.empty(cap)
     low_i = np.empty(cap, dtype=np.int64)
     n_top, n_low = _select_both(counts, m, top_k, top_i, low_k, low_i)
+    return _replay_heaps(
+        counts,
+        max_splits,
+        total,
+        split_ratio,
+        prune_ratio,
+        out,
+        top_k,
+        top_i,
+        n_top,
+        low_k,
+        low_i,
+        n_low,
+    )
+
+
+@njit()
+def _replay_heaps(
+    counts: np.ndarray,
+    max_splits: int,
+    total: float,
+    split_ratio: float,
+    prune_ratio: float,
+    out: np.ndarray,
+    top_k: np.ndarray,
+    top_i: np.ndarray,
+    n_top: int,
+    low_k: np.ndarray,
+    low_i: np.ndarray,
+    n_low: int,
+) -> int:
+    """The replay on candidate heaps already selected (room for 2 max_splits pushes)."""
+    k = counts.shape[0]
     made = 0
     for _ in range(max_splits):
         while -top_k[0] != counts[top_i[0]]:  # stale: that node's count changed since
@@ -280,12 +329,74 @@ def _replay(
     return made
 
 
+# -- parallel selection: at K = 10^6 the one pass over the counts that picks the candidates is
+# most of the planner's time (5 ms of 6); with --threads >= 2 each thread selects in its own
+# slice and the slices' candidates are merged. The candidates are the same set (the m first by
+# (key, index) is one set however it is found), so the pairs are the same for every thread
+# count.
+PARALLEL_SELECT_MIN = 1 << 17  # counts from which the selection is split (a module knob: tests)
+
+
+@njit(parallel=True)
+def _select_slices(
+    values: np.ndarray,
+    m: int,
+    top_k: np.ndarray,
+    top_i: np.ndarray,
+    low_k: np.ndarray,
+    low_i: np.ndarray,
+    sizes: np.ndarray,
+) -> None:
+    """Each of the top_k.shape[0] slices of `values` selects its own candidates."""
+    parts = top_k.shape[0]
+    n = values.shape[0]
+    for p in prange(parts):
+        lo = n * p // parts
+        hi = n * (p + 1) // parts
+        sizes[p, 0], sizes[p, 1] = _select_range(
+            values, lo, hi, m, top_k[p], top_i[p], low_k[p], low_i[p]
+        )
+
+
+@njit()
+def _heapify(keys: np.ndarray, ids: np.ndarray, size: int) -> None:
+    for t in range(size // 2 - 1, -1, -1):
+        _sift_down(keys, ids, size, t)
+
+
+def _merged_heap(
+    keys: np.ndarray, ids: np.ndarray, sizes: np.ndarray, m: int, cap: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The m first (key, index) pairs of the slices' candidates, as a heap with room `cap`."""
+    k = np.concatenate([keys[p, : sizes[p]] for p in range(keys.shape[0])])
+    i = np.concatenate([ids[p, : sizes[p]] for p in range(ids.shape[0])])
+    first = np.lexsort((i, k))[:m]
+    out_k, out_i = np.empty(cap), np.empty(cap, dtype=np.int64)
+    n = first.size
+    out_k[:n], out_i[:n] = k[first], i[first]
+    _heapify(out_k, out_i, n)
+    return out_k, out_i, n
+
+
 def _plan_compiled(
     counts: np.ndarray, max_splits: int, split_ratio: float, prune_ratio: float
 ) -> list[tuple[int, int]]:
     """Same pairs as `_plan_heap` (and `_plan_direct`), compiled; counts updated in place."""
     out = np.empty((max_splits, 2), dtype=np.int64)
-    made = _replay(counts, max_splits, float(counts.sum()), split_ratio, prune_ratio, out)
+    total = float(counts.sum())
+    parts = compiled.threads()
+    if parts < 2 or counts.shape[0] < PARALLEL_SELECT_MIN:
+        made = _replay(counts, max_splits, total, split_ratio, prune_ratio, out)
+    else:
+        m = min(max_splits, counts.shape[0])
+        cap = m + 2 * max_splits + 1
+        slices = [np.empty((parts, m)), np.empty((parts, m), dtype=np.int64)]
+        slices += [np.empty((parts, m)), np.empty((parts, m), dtype=np.int64)]
+        sizes = np.empty((parts, 2), dtype=np.int64)
+        _select_slices(counts, m, *slices, sizes)
+        top = _merged_heap(slices[0], slices[1], sizes[:, 0], m, cap)
+        low = _merged_heap(slices[2], slices[3], sizes[:, 1], m, cap)
+        made = _replay_heaps(counts, max_splits, total, split_ratio, prune_ratio, out, *top, *low)
     return list(zip(out[:made, 0].tolist(), out[:made, 1].tolist(), strict=True))
 
 
@@ -294,3 +405,7 @@ def _warm_up(methods: tuple[str, ...], distance: str, max_splits: int) -> None:
     """Load the planner's kernels if Split-and-Prune runs with enough splits to use them."""
     if "sp" in methods and max_splits >= _HEAP_THRESHOLD:
         _plan_compiled(np.array([0.0, 3.0, 1.0, 0.0, 2.0]), 8, 2.0, 0.5)
+        if compiled.threads() >= 2:  # the parallel selection of large K
+            values, sizes = np.array([0.0, 3.0, 1.0, 0.0]), np.empty((2, 2), dtype=np.int64)
+            heaps = [np.empty((2, 2)), np.empty((2, 2), dtype=np.int64)] * 2
+            _select_slices(values, 2, *heaps, sizes)
