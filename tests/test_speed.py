@@ -368,3 +368,27 @@ def test_the_parallel_selection_makes_the_same_pairs(monkeypatch):
             expected = splitting._plan_direct(direct, max_splits, *ratios)
             assert splitting._plan_compiled(fast, max_splits, *ratios) == expected
             assert np.array_equal(fast, direct)
+
+
+def test_the_compiled_histogram_counts_as_the_cell_rule():
+    """node_histogram's kernel (large K) gives densities.histogram's counts, edges included:
+    cell boundaries, the domain's edges, points far outside, NaN and infinities."""
+    from densities import histogram
+    from toylab import metrics
+
+    rng = np.random.default_rng(4)
+    bins = 37
+    edges = -1.0 + np.arange(bins + 1) * (2.0 / bins)
+    special = np.array([np.nan, np.inf, -np.inf, 1e300, -1e300, -1.0, 1.0, 0.0, 1 + 1e-16])
+    pts = np.concatenate(
+        [
+            rng.uniform(-1.2, 1.2, (5000, 2)),
+            np.stack([rng.choice(edges, 3000), rng.choice(edges, 3000)], axis=1),
+            np.stack(np.meshgrid(special, special), axis=-1).reshape(-1, 2),
+        ]
+    )
+    out = np.zeros(bins * bins, dtype=np.int64)
+    metrics._count_cells(pts, bins, out)
+    assert np.array_equal(out.reshape(bins, bins), histogram(pts, bins))
+    big = rng.normal(0, 0.6, (metrics.COMPILED_HISTOGRAM_MIN, 2))
+    assert np.array_equal(metrics.node_histogram(big, 100), histogram(big, 100))

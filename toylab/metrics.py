@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from densities import Density, histogram
+from toylab.fitting.compiled import AVAILABLE as COMPILED
+from toylab.fitting.compiled import njit
 from toylab.lazy import as_numpy
 
 METRIC_NAMES = ("kl", "js", "tv", "hellinger")
@@ -40,9 +42,40 @@ def divergences(p: np.ndarray, q: np.ndarray) -> dict[str, float]:
     return {"kl": kl, "js": js, "tv": tv, "hellinger": hellinger}
 
 
+# From this many nodes the histogram is counted by a compiled kernel (one pass, no temporaries:
+# 12 ms -> about 2 ms at K = 10^6, where every recorded frame and logged step needs one).
+COMPILED_HISTOGRAM_MIN = 1 << 16
+
+
+@njit()
+def _cell(v: float, bins: int) -> int:
+    """densities.points_to_cells' rule for one floored coordinate: NaN and -inf to 0, +inf
+    to bins - 1, the rest clipped to [0, bins - 1]."""
+    if v != v or v < 0.0:
+        return 0
+    if v > bins - 1:
+        return bins - 1
+    return int(v)
+
+
+@njit()
+def _count_cells(points: np.ndarray, bins: int, out: np.ndarray) -> None:
+    half = bins / 2.0
+    for t in range(points.shape[0]):
+        col = _cell(np.floor((points[t, 0] + 1.0) * half), bins)
+        row = _cell(np.floor((1.0 - points[t, 1]) * half), bins)
+        out[row * bins + col] += 1
+
+
 def node_histogram(nodes: Any, bins: int) -> np.ndarray:
-    """Integer node counts per cell of a bins x bins grid (the project's point-to-cell rule)."""
-    return histogram(_as_numpy(nodes), bins)
+    """Integer node counts per cell of a bins x bins grid (the project's point-to-cell rule;
+    compiled from COMPILED_HISTOGRAM_MIN nodes on, with the very same counts)."""
+    x = _as_numpy(nodes)
+    if COMPILED and x.shape[0] >= COMPILED_HISTOGRAM_MIN:
+        out = np.zeros(bins * bins, dtype=np.int64)
+        _count_cells(x, bins, out)
+        return out.reshape(bins, bins)
+    return histogram(x, bins)
 
 
 def evaluate_histogram(counts: np.ndarray, density: Density) -> dict[str, float]:

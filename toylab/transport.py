@@ -17,6 +17,7 @@ The helper ignores Ctrl-C (the run's own handler decides what an interrupt means
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import threading
 from collections.abc import Callable
@@ -34,7 +35,11 @@ _stopping = threading.Lock()
 
 
 class _Helper:
-    """One spawned process answering W2 jobs in the order they were sent."""
+    """One spawned process answering jobs in the order they were sent.
+
+    A job is pickled by the caller (a pickling error shows there) and written to the pipe by
+    a sender thread, so the run never blocks while the helper is busy: at K = 10^6 a GIF frame
+    is 360 KB and the pipe holds 64 KB, so writing it directly stalled the fit for seconds."""
 
     def __init__(self) -> None:
         import multiprocessing
@@ -47,19 +52,31 @@ class _Helper:
         self.sent = 0  # jobs sent so far (a job's number is its order)
         self.answers: dict[int, tuple[bool, Any]] = {}  # read, not yet collected
         # Two threads use the helper at a run's end (the save settles W2 while the pictures
-        # wait for the GIF): one reads the pipe at a time, one writes at a time.
+        # wait for the GIF): one reads the pipe at a time, one numbers and queues at a time.
         self.reading = threading.Lock()
         self.writing = threading.Lock()
+        self.outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.sender = threading.Thread(target=self._send_loop, name="toylab-helper-send")
+        self.sender.daemon = True
+        self.sender.start()
+
+    def _send_loop(self) -> None:
+        while (data := self.outbox.get()) is not None:
+            try:
+                self.conn.send_bytes(data)
+            except (OSError, ValueError):  # the helper is gone: its reader gets EOF
+                return
 
     def send(self, fn: Callable[..., Any], args: tuple, reply: bool = True) -> int:
-        """Send a job; its number (-1 for a job whose answer nobody reads: none is sent)."""
+        """Queue a job; its number (-1 for a job whose answer nobody reads: none is sent)."""
+        from multiprocessing.reduction import ForkingPickler
+
         with self.writing:
-            if not reply:
-                self.conn.send((-1, fn, args))
-                return -1
-            self.conn.send((self.sent, fn, args))
-            self.sent += 1
-            return self.sent - 1
+            number = self.sent if reply else -1
+            self.outbox.put(bytes(ForkingPickler.dumps((number, fn, args))))
+            if reply:
+                self.sent += 1
+            return number
 
     def receive(self, job: int) -> Any:
         """Job `job`'s answer; answers to other jobs read on the way are kept for them."""
@@ -79,6 +96,8 @@ class _Helper:
         if self.process.is_alive():
             self.process.terminate()
         self.process.join(timeout=5)
+        self.outbox.put(None)
+        self.sender.join(timeout=5)  # a write to the dead helper fails at once
         with self.reading, self.writing:
             self.conn.close()
 
@@ -177,8 +196,7 @@ def submit_call(
     if helper is not None:
         try:
             job = helper.send(fn, args, reply)
-        except (OSError, ValueError):
-            stop()
+        except Exception:  # not picklable: done here (a failing helper never fails the run)
             helper = None
     if not reply:
         return None
