@@ -38,7 +38,7 @@ def test_a_dead_helper_is_replaced_by_the_run_own_process(helper):
     density = densities.get("checkerboard", 30)
     nodes = density.sample(80, np.random.default_rng(1))
     helper.process.kill()
-    helper.process.join()
+    helper.process.wait()
     assert transport.submit(nodes, density).result() == wasserstein(nodes, density)
     assert transport._helper is None  # later jobs run here without trying the dead one again
 
@@ -118,3 +118,32 @@ def test_the_gif_drawn_by_the_helper_is_the_one_drawn_in_process(tmp_path, monke
     assert _gif_run(tmp_path / "b", monkeypatch, helper_on=True) == (in_process, 0)
     # the helper dies during the fit: this process draws the same file itself
     assert _gif_run(tmp_path / "c", monkeypatch, True, kill_helper=True) == (in_process, 1)
+
+
+def test_a_script_without_a_main_guard_runs_with_the_helper(tmp_path):
+    """The helper is a fresh interpreter, not multiprocessing's spawn (which re-runs the
+    calling script, here an unguarded one, and fails in the child)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "fit.py"
+    out = tmp_path / "run"
+    script.write_text(
+        "import os, sys\n"
+        "os.cpu_count = lambda: 2\n"
+        "from toylab.cli import main\n"
+        "from toylab import transport\n"
+        f"rc = main(['run', '--nodes', '200', '--steps', '200', '--quiet', '--out', {str(out)!r}])\n"
+        "print('helper', transport.running(), file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), transport.ENV_SWITCH: "1"}
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "helper True" in proc.stderr
+    assert json.loads((out / "metrics.json").read_text())["targets"][0]["wasserstein_estimate"]

@@ -16,6 +16,7 @@ The helper ignores Ctrl-C (the run's own handler decides what an interrupt means
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -35,20 +36,38 @@ _stopping = threading.Lock()
 
 
 class _Helper:
-    """One spawned process answering jobs in the order they were sent.
+    """One helper process answering jobs in the order they were sent.
 
-    A job is pickled by the caller (a pickling error shows there) and written to the pipe by
-    a sender thread, so the run never blocks while the helper is busy: at K = 10^6 a GIF frame
-    is 360 KB and the pipe holds 64 KB, so writing it directly stalled the fit for seconds."""
+    It is a fresh `python -c` (not multiprocessing's spawn, which re-runs the caller's main
+    script: a script calling toylab.cli.main without a __main__ guard would break), in its own
+    session (Ctrl-C in the terminal reaches the run, whose handler decides), talking over a
+    socket pair with multiprocessing's Connection. It ends when the run closes its end.
+    A job is pickled by the caller (a pickling error shows there) and written by a sender
+    thread, so the run never blocks while the helper is busy: at K = 10^6 a GIF frame is
+    360 KB and the socket holds far less, so writing it directly stalled the fit for seconds."""
 
     def __init__(self) -> None:
-        import multiprocessing
+        import json
+        import socket
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
 
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child,), daemon=True, name="toylab-w2")
-        self.process.start()
-        child.close()
+        ours, theirs = socket.socketpair()
+        code = (
+            f"import sys; sys.path[:0] = {json.dumps([p for p in sys.path if p])}; "
+            f"from toylab.transport import _serve_fd; _serve_fd({theirs.fileno()})"
+        )
+        env = {**os.environ, "POT_BACKEND_DISABLE_PYTORCH": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+        theirs.close()
+        self.conn = Connection(ours.detach())
         self.sent = 0  # jobs sent so far (a job's number is its order)
         self.answers: dict[int, tuple[bool, Any]] = {}  # read, not yet collected
         # Two threads use the helper at a run's end (the save settles W2 while the pictures
@@ -93,19 +112,26 @@ class _Helper:
         """End the process, then close the pipe once no thread reads or writes it (a reader
         of a dead helper's pipe gets EOF at once; closing under it could let its file
         descriptor be reused by another file while it still reads)."""
-        if self.process.is_alive():
+        if self.process.poll() is None:
             self.process.terminate()
-        self.process.join(timeout=5)
+        with contextlib.suppress(Exception):  # a helper that will not die is left to the OS
+            self.process.wait(timeout=5)
         self.outbox.put(None)
         self.sender.join(timeout=5)  # a write to the dead helper fails at once
         with self.reading, self.writing:
             self.conn.close()
 
 
+def _serve_fd(fd: int) -> None:
+    """The helper process's entry point: serve the run on its end of the socket pair."""
+    from multiprocessing.connection import Connection
+
+    _serve(Connection(fd))
+
+
 def _serve(conn: Any) -> None:
-    """The helper's loop: import POT, then answer (fn, args) jobs until the pipe closes."""
+    """The helper's loop: import POT, then answer (fn, args) jobs until the run's end closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ["POT_BACKEND_DISABLE_PYTORCH"] = "1"
     import ot  # noqa: F401  (the point of the helper: pay this import off the run's path)
 
     while True:
@@ -118,7 +144,10 @@ def _serve(conn: Any) -> None:
         except Exception as err:  # the run recomputes in its own process and reports it there
             answer = (job, False, f"{type(err).__name__}: {err}")
         if job >= 0:  # a failed job without a reply shows in the job that depends on it
-            conn.send(answer)
+            try:
+                conn.send(answer)
+            except OSError:  # the run is gone
+                return
 
 
 def start() -> bool:
