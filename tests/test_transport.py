@@ -147,3 +147,34 @@ def test_a_script_without_a_main_guard_runs_with_the_helper(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "helper True" in proc.stderr
     assert json.loads((out / "metrics.json").read_text())["targets"][0]["wasserstein_estimate"]
+
+
+def test_the_helper_imports_only_the_parts_of_pot_it_uses():
+    """POT's package __init__ loads every solver and scipy.stats (about 1 s); the helper loads
+    ot.utils, ot.lp and ot.sliced alone, and their functions give the numbers they always do."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    density = densities.get("spiral", 30)
+    x = density.sample(2000, np.random.default_rng(3))
+    code = (
+        "import sys, json, numpy as np, densities\n"
+        "from toylab import transport\n"
+        "transport._import_pot_parts()\n"
+        "from toylab.metrics import wasserstein_arrays\n"
+        "d = densities.get('spiral', 30)\n"
+        "x = d.sample(2000, np.random.default_rng(3))\n"
+        "print(json.dumps([wasserstein_arrays(x, d.array), wasserstein_arrays(x[:50], d.array),"
+        " 'scipy.stats' in sys.modules]))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "POT_BACKEND_DISABLE_PYTORCH": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    sliced, exact, loaded_scipy_stats = json.loads(proc.stdout)
+    assert not loaded_scipy_stats, proc.stderr
+    assert tuple(sliced) == wasserstein(x, density)
+    assert tuple(exact) == wasserstein(x[:50], density)

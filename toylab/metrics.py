@@ -149,7 +149,9 @@ def wasserstein_arrays(
 ) -> tuple[float, str]:
     """`wasserstein` on plain arrays: (K, 2) nodes and the (bins, bins) density grid (what
     toylab.transport sends to its helper process)."""
-    import ot
+    from ot.lp import emd2  # POT's submodules by name: the helper imports only these three
+    from ot.sliced import sliced_wasserstein_distance
+    from ot.utils import dist
 
     q = q_grid.ravel()
     bins = q_grid.shape[0]
@@ -158,8 +160,8 @@ def wasserstein_arrays(
     b = q[keep] / q[keep].sum()
     if x.shape[0] * centres.shape[0] <= exact_max_pairs:
         a = np.full(x.shape[0], 1.0 / x.shape[0])
-        cost = ot.dist(x, centres, metric="sqeuclidean")
-        return float(np.sqrt(max(ot.emd2(a, b, cost, numItermax=10_000_000), 0.0))), "exact"
+        cost = dist(x, centres, metric="sqeuclidean")
+        return float(np.sqrt(max(emd2(a, b, cost, numItermax=10_000_000), 0.0))), "exact"
     p = projections if projections is not None else sliced_projections(x.shape[0])
-    w = ot.sliced_wasserstein_distance(x, centres, None, b, n_projections=p, seed=seed)
+    w = sliced_wasserstein_distance(x, centres, None, b, n_projections=p, seed=seed)
     return float(w), "sliced"
