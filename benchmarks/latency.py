@@ -136,7 +136,7 @@ def _timed(self):
 transport.Pending.result = _timed
 from toylab.run import Run, build_targets
 from toylab.store import rundir
-from toylab.fitting.compiled import warm_up_kernels
+from toylab.compiled import warm_up_kernels
 targets = build_targets(config); mark("build the target density")
 warm_up_kernels(tuple(config.methods), config.distance, config.max_splits); mark("load the compiled kernels")
 run = Run(config, targets); mark("set up the run (initial nodes, indexes)")

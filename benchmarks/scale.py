@@ -25,7 +25,7 @@ import torch
 
 import densities
 import toylab
-from toylab.fitting import compiled
+from toylab import compiled
 from toylab.fitting.grid_index import GridIndex, _cell
 from toylab.fitting.methods import Settings, SplitAndPrune
 

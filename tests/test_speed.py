@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toylab.fitting import compiled, grid_index, splitting
+from toylab import compiled
+from toylab.fitting import grid_index, splitting
 from toylab.fitting.nearest import brute_force_nearest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -333,7 +334,7 @@ def test_a_kernel_may_call_a_kernel_imported_from_another_module(tmp_path):
     script = tmp_path / "cells.py"  # a file: numba caches only kernels that have one
     script.write_text(
         "import numpy as np\n"
-        "from toylab.fitting.compiled import njit\n"
+        "from toylab.compiled import njit\n"
         "from toylab.fitting.grid_index import _cell\n"
         "@njit()\n"
         "def cells(points, g, out):\n"

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from densities import Density, histogram
-from toylab.fitting.compiled import AVAILABLE as COMPILED
-from toylab.fitting.compiled import njit
+from toylab.compiled import AVAILABLE as COMPILED
+from toylab.compiled import njit
 from toylab.lazy import as_numpy
 
 METRIC_NAMES = ("kl", "js", "tv", "hellinger")

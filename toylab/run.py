@@ -16,11 +16,10 @@ from typing import Any
 import numpy as np
 
 import densities
-from toylab import streams, transport
+from toylab import compiled, streams, transport
+from toylab.compiled import warm_up_kernels
 from toylab.config import RunConfig
 from toylab.errors import ToylabError
-from toylab.fitting import compiled
-from toylab.fitting.compiled import warm_up_kernels
 from toylab.fitting.methods import Method, Step, make_method
 from toylab.kl_floors import run_floors
 from toylab.lazy import as_numpy, is_torch, torch, when_imported

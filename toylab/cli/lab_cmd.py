@@ -111,7 +111,7 @@ def main(args: argparse.Namespace) -> int:
     import uvicorn
 
     from toylab.cli.driver import set_threads
-    from toylab.fitting.compiled import warm_up_kernels
+    from toylab.compiled import warm_up_kernels
     from toylab.lab.server import MAX_MESSAGE_BYTES, create_app
 
     set_threads(None)

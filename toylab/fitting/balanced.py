@@ -27,9 +27,9 @@ from functools import cache
 import numpy as np
 
 import densities
+from toylab.compiled import njit
 from toylab.errors import ToylabError
 from toylab.fitting.backend import Positions
-from toylab.fitting.compiled import njit
 from toylab.fitting.methods import Settings, SplitAndPrune, Step
 from toylab.fitting.splitting import plan_splits
 

@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from toylab.fitting.compiled import AVAILABLE, njit, prange, warms_up
+from toylab.compiled import AVAILABLE, njit, prange, warms_up
 
 _jit = njit()
 PARALLEL_POINTS = 2048  # from this many points a query, use every thread (measured to pay)

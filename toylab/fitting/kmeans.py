@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from toylab.compiled import njit
 from toylab.fitting.backend import NUMPY, Backend
-from toylab.fitting.compiled import njit
 
 _jit = njit()
 

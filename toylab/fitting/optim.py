@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from toylab.compiled import AVAILABLE as COMPILED
+from toylab.compiled import njit, warms_up
 from toylab.fitting.backend import NUMPY, Backend, StateMixin, group_by_node
-from toylab.fitting.compiled import AVAILABLE as COMPILED
-from toylab.fitting.compiled import njit, warms_up
 from toylab.params import DEFAULT_LR, OPTIMIZERS
 
 __all__ = ["DEFAULT_LR", "OPTIMIZERS", "SGD", "Adam", "group_by_node", "make_optimizer"]

@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 
 import densities
+from toylab.compiled import njit
 from toylab.fitting.backend import Positions
 from toylab.fitting.balanced import BalancedSplitAndPrune
-from toylab.fitting.compiled import njit
 from toylab.fitting.methods import Settings
 from toylab.lazy import as_numpy
 

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from toylab.fitting.compiled import AVAILABLE, njit, warms_up  # noqa: F401 (AVAILABLE: methods.py reads it here)
+from toylab.compiled import AVAILABLE, njit, warms_up  # noqa: F401 (AVAILABLE: methods.py reads it here)
 
 TRUNCATE = 46.0  # weights below e^-46 of the nearest node's are dropped in the local scan
 

@@ -26,9 +26,9 @@ import math
 
 import numpy as np
 
-from toylab.fitting import compiled
-from toylab.fitting.compiled import AVAILABLE as COMPILED
-from toylab.fitting.compiled import njit, prange, warms_up
+from toylab import compiled
+from toylab.compiled import AVAILABLE as COMPILED
+from toylab.compiled import njit, prange, warms_up
 from toylab.lazy import is_torch, torch
 
 _HEAP_THRESHOLD = 4  # from this many splits a step on, use the candidate-heap path

@@ -31,7 +31,7 @@ def init_worker() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what Ctrl-C stops
     os.environ.update(single_thread_env())
-    from toylab.fitting.compiled import warm_up_kernels
+    from toylab.compiled import warm_up_kernels
     from toylab.run import set_threads
 
     set_threads(1)
