@@ -191,6 +191,12 @@ def _pop(keys: np.ndarray, ids: np.ndarray, size: int) -> int:
 
 
 @njit()
+def _heapify(keys: np.ndarray, ids: np.ndarray, size: int) -> None:
+    for t in range(size // 2 - 1, -1, -1):
+        _sift_down(keys, ids, size, t)
+
+
+@njit()
 def _select_both(
     values: np.ndarray,
     m: int,
@@ -249,8 +255,7 @@ def _select_range(
         for t in range(size):  # back to (key, index) order, then heapify
             keys[t] = -keys[t]
             ids[t] = -ids[t]
-        for t in range(size // 2 - 1, -1, -1):
-            _sift_down(keys, ids, size, t)
+        _heapify(keys, ids, size)
     return n_top, n_low
 
 
@@ -356,12 +361,6 @@ def _select_slices(
         sizes[p, 0], sizes[p, 1] = _select_range(
             values, lo, hi, m, top_k[p], top_i[p], low_k[p], low_i[p]
         )
-
-
-@njit()
-def _heapify(keys: np.ndarray, ids: np.ndarray, size: int) -> None:
-    for t in range(size // 2 - 1, -1, -1):
-        _sift_down(keys, ids, size, t)
 
 
 def _merged_heap(
