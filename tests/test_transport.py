@@ -20,7 +20,7 @@ def helper(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     transport.stop()
     assert transport.start()
-    yield transport._helper
+    yield transport._helpers[transport.METRICS]
     transport.stop()
 
 
@@ -40,7 +40,7 @@ def test_a_dead_helper_is_replaced_by_the_run_own_process(helper):
     helper.process.kill()
     helper.process.wait()
     assert transport.submit(nodes, density).result() == wasserstein(nodes, density)
-    assert transport._helper is None  # later jobs run here without trying the dead one again
+    assert not transport.running()  # later jobs run here without trying the dead one again
 
 
 def test_no_helper_when_switched_off(monkeypatch):
@@ -69,7 +69,7 @@ def _chain_metrics() -> tuple[str, list]:
 
 def test_a_run_settles_the_helper_results_exactly_as_computed_in_process(helper, monkeypatch):
     with_helper = _chain_metrics()
-    assert transport._helper is helper  # the helper answered every job
+    assert transport._helpers[transport.METRICS] is helper  # the helper answered every job
     transport.stop()
     monkeypatch.setenv(transport.ENV_SWITCH, "0")
     in_process = _chain_metrics()
@@ -101,8 +101,8 @@ def _gif_run(out, monkeypatch, helper_on: bool, kill_helper: bool = False) -> tu
 
         def feed_then_die(self, run):
             original(self, run)
-            if transport.running() and run.global_step == 150:
-                transport._helper.process.kill()
+            if transport.running(transport.PICTURES) and run.global_step == 150:
+                transport._helpers[transport.PICTURES].process.kill()
 
         monkeypatch.setattr(gif_stream.GifStream, "feed", feed_then_die)
     argv = ["run", "--nodes", "400", "--steps", "300", "--frames", "6", "--out", str(out)]

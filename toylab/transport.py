@@ -31,7 +31,9 @@ from toylab.lazy import as_numpy
 
 ENV_SWITCH = "TOYLAB_W2_HELPER"  # "0" keeps W2 in the run's own process
 
-_helper: _Helper | None = None
+METRICS, PICTURES = "metrics", "pictures"  # the lanes: W2 and the floors; the GIF's frames
+LANES = (METRICS, PICTURES)
+_helpers: dict[str, _Helper] = {}
 _stopping = threading.Lock()
 
 
@@ -46,7 +48,7 @@ class _Helper:
     thread, so the run never blocks while the helper is busy: at K = 10^6 a GIF frame is
     360 KB and the socket holds far less, so writing it directly stalled the fit for seconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, lane: str) -> None:
         import json
         import socket
         import subprocess
@@ -56,7 +58,7 @@ class _Helper:
         ours, theirs = socket.socketpair()
         code = (
             f"import sys; sys.path[:0] = {json.dumps([p for p in sys.path if p])}; "
-            f"from toylab.transport import _serve_fd; _serve_fd({theirs.fileno()})"
+            f"from toylab.transport import _serve_fd; _serve_fd({theirs.fileno()}, {lane!r})"
         )
         env = {**os.environ, "POT_BACKEND_DISABLE_PYTORCH": "1"}
         self.process = subprocess.Popen(
@@ -69,6 +71,7 @@ class _Helper:
             env=env,
         )
         theirs.close()
+        self.lane = lane
         self.conn = Connection(ours.detach())
         self.sent = 0  # jobs sent so far (a job's number is its order)
         self.answers: dict[int, tuple[bool, Any]] = {}  # read, not yet collected
@@ -124,11 +127,11 @@ class _Helper:
             self.conn.close()
 
 
-def _serve_fd(fd: int) -> None:
+def _serve_fd(fd: int, lane: str = METRICS) -> None:
     """The helper process's entry point: serve the run on its end of the socket pair."""
     from multiprocessing.connection import Connection
 
-    _serve(Connection(fd))
+    _serve(Connection(fd), lane)
 
 
 def _import_pot_parts() -> None:
@@ -158,10 +161,12 @@ def _import_pot_parts() -> None:
         importlib.import_module("ot")
 
 
-def _serve(conn: Any) -> None:
-    """The helper's loop: import POT, then answer (fn, args) jobs until the run's end closes."""
+def _serve(conn: Any, lane: str = METRICS) -> None:
+    """The helper's loop: answer (fn, args) jobs until the run's end closes; the metrics
+    helper first imports POT (the point of it: paying that import off the run's path)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _import_pot_parts()  # the point of the helper: pay this import off the run's path
+    if lane == METRICS:
+        _import_pot_parts()
 
     while True:
         try:
@@ -180,28 +185,29 @@ def _serve(conn: Any) -> None:
 
 
 def start() -> bool:
-    """Start the helper once per process (on a machine with at least two cores, unless
-    TOYLAB_W2_HELPER=0); True if one is running."""
-    global _helper
-    if _helper is None and os.environ.get(ENV_SWITCH, "1") != "0" and (os.cpu_count() or 1) > 1:
+    """Start the helpers once per process (on a machine with at least two cores, unless
+    TOYLAB_W2_HELPER=0): one per lane, so the target-end metrics and the GIF are computed side
+    by side when the run waits for both. True if they run."""
+    if not _helpers and os.environ.get(ENV_SWITCH, "1") != "0" and (os.cpu_count() or 1) > 1:
         try:
-            _helper = _Helper()
-        except OSError:  # no processes to spare: W2 is computed in this process
-            _helper = None
-    return _helper is not None
+            for lane in LANES:
+                _helpers[lane] = _Helper(lane)
+        except OSError:  # no processes to spare: the run does the work itself
+            stop()
+    return bool(_helpers)
 
 
-def running() -> bool:
-    """Whether a helper process is running (jobs go there)."""
-    return _helper is not None
+def running(lane: str = METRICS) -> bool:
+    """Whether the lane's helper process is running (its jobs go there)."""
+    return lane in _helpers
 
 
-def stop() -> None:
-    """End the helper (a later `start` launches a new one); safe from any thread."""
-    global _helper
+def stop(lane: str | None = None) -> None:
+    """End one lane's helper, or all (a later `start` launches new ones); safe from any
+    thread."""
     with _stopping:
-        helper, _helper = _helper, None
-    if helper is not None:
+        gone = [_helpers.pop(name) for name in list(_helpers) if lane in (None, name)]
+    for helper in gone:
         helper.close()
 
 
@@ -228,14 +234,15 @@ class Pending:
         self.value: Any = self._UNSET
 
     def result(self) -> Any:
-        if self.value is self._UNSET and self.helper is not None and self.helper is _helper:
+        helper = self.helper
+        if self.value is self._UNSET and helper is not None and helper in _helpers.values():
             try:
-                self.value = self.helper.receive(self.job)
+                self.value = helper.receive(self.job)
             except RuntimeError as err:  # the job failed there
                 if not self.fallback:
                     raise HelperFailed(str(err)) from None
             except (EOFError, OSError):
-                stop()  # a dead helper: this and later jobs run here
+                stop(helper.lane)  # a dead helper: this and its lane's later jobs run here
         if self.value is self._UNSET:
             if not self.fallback:
                 raise HelperFailed("the helper process is gone")
@@ -245,12 +252,16 @@ class Pending:
 
 
 def submit_call(
-    fn: Callable[..., Any], *args: Any, reply: bool = True, fallback: bool = True
+    fn: Callable[..., Any],
+    *args: Any,
+    lane: str = METRICS,
+    reply: bool = True,
+    fallback: bool = True,
 ) -> Pending | None:
-    """Start fn(*args) in the helper if one runs (fn a module-level function, args
+    """Start fn(*args) in the lane's helper if it runs (fn a module-level function, args
     picklable). reply=False: nobody waits for it (returns None; nothing is done without a
     helper). fallback=False: result() raises HelperFailed instead of computing here."""
-    helper, job = _helper, -1
+    helper, job = _helpers.get(lane), -1
     if helper is not None:
         try:
             job = helper.send(fn, args, reply)

@@ -26,6 +26,7 @@ import numpy as np
 from toylab import transport
 from toylab.store.frames import Frames
 
+LANE = transport.PICTURES  # the helper that draws (another one computes the metrics)
 _SESSIONS: dict[str, dict[str, Any]] = {}  # helper side: session id -> frames, images, options
 
 
@@ -75,7 +76,7 @@ class GifStream:
     """Feeds a fresh run's frames to the helper as they are recorded (see the module doc)."""
 
     def __init__(self, run: Any, options: dict[str, Any]):
-        self.usable = transport.running() and not options.get("mp4") and len(run.frames) == 0
+        self.usable = transport.running(LANE) and not options.get("mp4") and len(run.frames) == 0
         self.sent = 0
         self.session = os.urandom(8).hex()
         if self.usable:
@@ -89,7 +90,7 @@ class GifStream:
             }
             keep = ("fps", "scale", "theme", "panels")
             options = {k: options[k] for k in keep if k in options}
-            transport.submit_call(begin, self.session, meta, options, reply=False)
+            transport.submit_call(begin, self.session, meta, options, lane=LANE, reply=False)
 
     def feed(self, run: Any) -> None:
         """Send the frames recorded since the last call (cheap when there are none)."""
@@ -104,12 +105,14 @@ class GifStream:
                 frames.kl[i],
             )
             real = run.real.get(frames.target_index[i], {}).get("kl", math.nan)
-            transport.submit_call(add, self.session, frame, real, reply=False)
+            transport.submit_call(add, self.session, frame, real, lane=LANE, reply=False)
             self.sent += 1
 
     def start_writing(self, run: Any, path: Path) -> transport.Pending | None:
         """Ask the helper for the GIF at `path`; None if this run must draw it itself."""
         self.feed(run)
-        if not self.usable or self.sent != len(run.frames) or not transport.running():
+        if not self.usable or self.sent != len(run.frames) or not transport.running(LANE):
             return None
-        return transport.submit_call(write, self.session, str(path), self.sent, fallback=False)
+        return transport.submit_call(
+            write, self.session, str(path), self.sent, lane=LANE, fallback=False
+        )
