@@ -393,3 +393,27 @@ def test_the_compiled_histogram_counts_as_the_cell_rule():
     assert np.array_equal(out.reshape(bins, bins), histogram(pts, bins))
     big = rng.normal(0, 0.6, (metrics.COMPILED_HISTOGRAM_MIN, 2))
     assert np.array_equal(metrics.node_histogram(big, 100), histogram(big, 100))
+
+
+def test_selection_at_last_steps_thresholds_makes_the_same_pairs(monkeypatch):
+    """Large counts are selected at the thresholds a hint remembers from the last call: with a
+    right, a wrong and no remembered threshold the pairs and counts are the rule's, and the
+    hint then holds this call's m-th largest and smallest counts."""
+    monkeypatch.setattr(splitting, "THRESHOLD_SELECT_MIN", 0)
+    rng = np.random.default_rng(33)
+    for _ in range(300):
+        counts = _random_counts(rng)
+        max_splits = int(rng.integers(4, counts.size + 5))
+        ratios = (float(rng.uniform(1.2, 3.0)), float(rng.uniform(0.1, 0.9)))
+        m = min(max_splits, counts.size)
+        ordered = np.sort(counts)
+        right = (ordered[-m], ordered[m - 1])
+        for guess in (right, (right[0] + 0.5, right[1]), (np.nan, np.nan), (right[0], -1.0)):
+            hint = splitting.SelectionHint()
+            hint.top, hint.low = guess
+            direct, fast = counts.copy(), counts.copy()
+            expected = splitting._plan_direct(direct, max_splits, *ratios)
+            assert splitting._plan_compiled(fast, max_splits, *ratios, hint) == expected
+            assert np.array_equal(fast, direct)
+            if m < counts.size:
+                assert (hint.top, hint.low) == right

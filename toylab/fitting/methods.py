@@ -29,7 +29,7 @@ from toylab.fitting.schedule import beta_at
 from toylab.fitting.soft import SoftSelector
 from toylab.fitting.soft_kernel import AVAILABLE as SOFT_COMPILED
 from toylab.fitting.soft_kernel import soft_draw
-from toylab.fitting.splitting import plan_splits
+from toylab.fitting.splitting import SelectionHint, plan_splits
 from toylab.lazy import torch
 from toylab.params import Settings
 
@@ -142,6 +142,7 @@ class SplitAndPrune(Method):
     ):
         super().__init__(positions, settings, rng)
         self.counts = self.backend.zeros(self.positions.shape[0])
+        self._hint = SelectionHint()  # the planner's last thresholds: speed only, not state
 
     def begin_target(self, steps: int, density: densities.Density) -> None:
         """Counts describe the current target only: reset them when it changes."""
@@ -151,7 +152,7 @@ class SplitAndPrune(Method):
         matched = self.match(points)
         self.backend.add_at(self.counts, matched, 1.0)
         s = self.settings
-        pairs = plan_splits(self.counts, s.max_splits, s.split_ratio, s.prune_ratio)
+        pairs = plan_splits(self.counts, s.max_splits, s.split_ratio, s.prune_ratio, self._hint)
         if pairs:
             self._copy_nodes(pairs)
         self._update(points, matched)
