@@ -178,3 +178,23 @@ def test_the_helper_imports_only_the_parts_of_pot_it_uses():
     assert not loaded_scipy_stats, proc.stderr
     assert tuple(sliced) == wasserstein(x, density)
     assert tuple(exact) == wasserstein(x[:50], density)
+
+
+def test_a_large_sliced_w2_split_between_the_helpers_is_the_whole_number(helper, monkeypatch):
+    """From SPLIT_MIN nodes the directions are shared out between the two helpers (the
+    pictures one imports POT's parts for it) and joined: the number of one whole call."""
+    monkeypatch.setattr(transport, "SPLIT_MIN", 500)
+    density = densities.get("spiral", 60)
+    nodes = density.sample(3000, np.random.default_rng(4))
+    job = transport.submit(nodes, density)
+    assert isinstance(job, transport._Joined) and len(job.parts) == 2
+    assert job.result() == wasserstein(nodes, density)
+    import ot
+
+    from toylab.metrics import _support, sliced_projections
+
+    centres, weights = _support(density.array)
+    whole = ot.sliced_wasserstein_distance(
+        nodes, centres, None, weights, n_projections=sliced_projections(3000), seed=0
+    )
+    assert job.result()[0] == float(whole)  # POT's own single call

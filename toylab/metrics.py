@@ -140,6 +140,19 @@ def wasserstein(
     return wasserstein_arrays(_as_numpy(nodes), density.array, exact_max_pairs, projections, seed)
 
 
+def _support(q_grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The grid's cell centres that hold mass (>= 1e-12 of the largest) and their weights."""
+    q = q_grid.ravel()
+    keep = q >= q.max() * 1e-12
+    return cell_centres(q_grid.shape[0])[keep], q[keep] / q[keep].sum()
+
+
+def is_exact(nodes: int, q_grid: np.ndarray, exact_max_pairs: int = EXACT_MAX_PAIRS) -> bool:
+    """Whether W2 of `nodes` nodes on this grid is computed exactly (else sliced)."""
+    q = q_grid.ravel()
+    return nodes * int((q >= q.max() * 1e-12).sum()) <= exact_max_pairs
+
+
 def wasserstein_arrays(
     x: np.ndarray,
     q_grid: np.ndarray,
@@ -148,20 +161,35 @@ def wasserstein_arrays(
     seed: int = SLICED_SEED,
 ) -> tuple[float, str]:
     """`wasserstein` on plain arrays: (K, 2) nodes and the (bins, bins) density grid (what
-    toylab.transport sends to its helper process)."""
-    from ot.lp import emd2  # POT's submodules by name: the helper imports only these three
-    from ot.sliced import sliced_wasserstein_distance
+    toylab.transport sends to its helper processes)."""
+    from ot.lp import emd2  # POT's submodules by name: the helpers import only these three
     from ot.utils import dist
 
-    q = q_grid.ravel()
-    bins = q_grid.shape[0]
-    keep = q >= q.max() * 1e-12
-    centres = cell_centres(bins)[keep]
-    b = q[keep] / q[keep].sum()
-    if x.shape[0] * centres.shape[0] <= exact_max_pairs:
-        a = np.full(x.shape[0], 1.0 / x.shape[0])
-        cost = dist(x, centres, metric="sqeuclidean")
-        return float(np.sqrt(max(emd2(a, b, cost, numItermax=10_000_000), 0.0))), "exact"
-    p = projections if projections is not None else sliced_projections(x.shape[0])
-    w = sliced_wasserstein_distance(x, centres, None, b, n_projections=p, seed=seed)
-    return float(w), "sliced"
+    if not is_exact(x.shape[0], q_grid, exact_max_pairs):
+        p = projections if projections is not None else sliced_projections(x.shape[0])
+        return sliced_from_costs(sliced_costs(x, q_grid, 0, p, p, seed), p), "sliced"
+    centres, b = _support(q_grid)
+    a = np.full(x.shape[0], 1.0 / x.shape[0])
+    cost = dist(x, centres, metric="sqeuclidean")
+    return float(np.sqrt(max(emd2(a, b, cost, numItermax=10_000_000), 0.0))), "exact"
+
+
+def sliced_costs(
+    x: np.ndarray, q_grid: np.ndarray, first: int, stop: int, projections: int, seed: int
+) -> np.ndarray:
+    """The 1D transport costs (W2^2) along directions first..stop-1 of the `projections`
+    directions POT draws with `seed`: what ot.sliced_wasserstein_distance averages. Parts of
+    the directions can be computed apart (the helpers split them at large K) and joined by
+    `sliced_from_costs`, with the very number of one whole call."""
+    from ot.sliced import get_random_projections, sliced_wasserstein_distance
+
+    centres, b = _support(q_grid)
+    chosen = get_random_projections(x.shape[1], projections, seed)[:, first:stop]
+    _, log = sliced_wasserstein_distance(x, centres, None, b, projections=chosen, log=True)
+    return np.asarray(log["projected_emds"])
+
+
+def sliced_from_costs(costs: np.ndarray, projections: int) -> float:
+    """Sliced W2 from every direction's cost, as ot.sliced_wasserstein_distance combines
+    them: (sum / number of directions) ** (1 / 2)."""
+    return float((np.sum(costs) / projections) ** (1.0 / 2))

@@ -20,6 +20,7 @@ import contextlib
 import os
 import queue
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,7 @@ ENV_SWITCH = "TOYLAB_W2_HELPER"  # "0" keeps W2 in the run's own process
 METRICS, PICTURES = "metrics", "pictures"  # the lanes: W2 and the floors; the GIF's frames
 LANES = (METRICS, PICTURES)
 _helpers: dict[str, _Helper] = {}
+_IN_HELPER = False  # true in a helper process (it may import POT's parts alone)
 _stopping = threading.Lock()
 
 
@@ -52,7 +54,6 @@ class _Helper:
         import json
         import socket
         import subprocess
-        import sys
         from multiprocessing.connection import Connection
 
         ours, theirs = socket.socketpair()
@@ -142,7 +143,6 @@ def _import_pot_parts() -> None:
     allow it, the whole package is imported instead."""
     import importlib
     import importlib.util
-    import sys
     import types
 
     try:
@@ -164,6 +164,8 @@ def _import_pot_parts() -> None:
 def _serve(conn: Any, lane: str = METRICS) -> None:
     """The helper's loop: answer (fn, args) jobs until the run's end closes; the metrics
     helper first imports POT (the point of it: paying that import off the run's path)."""
+    global _IN_HELPER
+    _IN_HELPER = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if lane == METRICS:
         _import_pot_parts()
@@ -272,10 +274,47 @@ def submit_call(
     return Pending(fn, args, helper, job, fallback)
 
 
-def submit(nodes: Any, density: Density) -> Pending:
+SPLIT_MIN = 100_000  # nodes from which a sliced W2 is split between the two helpers
+
+
+class _Joined:
+    """A sliced W2 computed in parts (one per helper): result() joins their costs."""
+
+    def __init__(self, parts: list[Pending], projections: int):
+        self.parts, self.projections = parts, projections
+
+    def result(self) -> tuple[float, str]:
+        from toylab.metrics import sliced_from_costs
+
+        costs = np.concatenate([part.result() for part in self.parts])
+        return sliced_from_costs(costs, self.projections), "sliced"
+
+
+def _sliced_part(
+    x: np.ndarray, q_grid: np.ndarray, first: int, stop: int, projections: int, seed: int
+) -> np.ndarray:
+    """metrics.sliced_costs, importing POT's parts first when it runs in a helper."""
+    from toylab.metrics import sliced_costs
+
+    if _IN_HELPER and "ot" not in sys.modules:
+        _import_pot_parts()
+    return sliced_costs(x, q_grid, first, stop, projections, seed)
+
+
+def submit(nodes: Any, density: Density) -> Pending | _Joined:
     """Start computing W2 between the nodes and the density: result() is (w, estimate) as
-    `metrics.wasserstein` gives."""
-    from toylab.metrics import wasserstein_arrays
+    `metrics.wasserstein` gives. From SPLIT_MIN nodes a sliced estimate's directions are
+    split between the two helpers (seconds at K = 10^6), with the same number."""
+    from toylab.metrics import SLICED_SEED, is_exact, sliced_projections, wasserstein_arrays
 
     x = np.array(as_numpy(nodes), dtype=np.float64)  # a copy: the nodes move on meanwhile
-    return submit_call(wasserstein_arrays, x, density.array)
+    q = density.array
+    if len(_helpers) < len(LANES) or x.shape[0] < SPLIT_MIN or is_exact(x.shape[0], q):
+        return submit_call(wasserstein_arrays, x, q)
+    p = sliced_projections(x.shape[0])
+    half = p // 2
+    parts = [
+        submit_call(_sliced_part, x, q, 0, half, p, SLICED_SEED, lane=METRICS),
+        submit_call(_sliced_part, x, q, half, p, p, SLICED_SEED, lane=PICTURES),
+    ]
+    return _Joined(parts, p)
