@@ -127,7 +127,7 @@ config = run_cmd.config_from_args(args); options = run_cmd.gif_options(args)
 config.threads = driver.set_threads(config.threads); mark("parse and validate arguments")
 import numba; mark("import numba")
 from toylab import transport
-transport.start(); mark("start the W2 helper process (it imports POT)")
+transport.start(); mark("start the helpers (POT and W2; the GIF)")
 WAIT = [0.0]
 _result = transport.Pending.result
 def _timed(self):

@@ -22,6 +22,11 @@ BYTES_PER_NODE = 240
 """Per node and method: positions, optimizer state, split counts, the nearest-node index and
 the temporaries of one step (float64). Measured peak about 200 B at K = 10^6 on the CPU."""
 
+W2_BYTES_PER_NODE_DIRECTION = 160
+"""Per node and sliced-W2 direction at a target's end (POT's sorts, cumulative weights and
+quantiles of the projected nodes): measured 600 MB for 4 directions at K = 10^6. The
+directions are split between the two helper processes, which hold them at the same time."""
+
 BYTES_PER_POINT = 96
 """Per data point of a step: the drawn point, its match, distances and update temporaries."""
 
@@ -100,6 +105,13 @@ def check_run(config: Any, scale: int | None = None) -> None:
         f"--nodes {config.nodes}",
         config.nodes * (BYTES_PER_NODE * methods + 16),
         f"{methods} method(s) of {config.nodes} nodes",
+    )
+    from toylab.metrics import sliced_projections
+
+    require(
+        f"--nodes {config.nodes}",
+        config.nodes * sliced_projections(config.nodes) * W2_BYTES_PER_NODE_DIRECTION,
+        "the W2 metric at each target's end (one method's at a time)",
     )
     points = max(config.batch, 1 << 16)  # batches are drawn 2^16 points at a time
     brute = config.nodes * config.batch * 8 * 2 if config.index == "brute" else 0
