@@ -9,7 +9,7 @@ Rows per target:
   tree      the tree of points (K = 8, L = 5, batch 1,024), trained for --seconds of CPU time
             (steps calibrated on a 300-step run so the cosine schedule completes): KL on 10^6 samples
             with the learned prior (default), and "uniform": the same tree sampled with 1/K.
-  neural    the neural DDN (K = 8, L = 5, batch --neural-batch 32,768), the same budget: KL on
+  neural    the neural DDN (K = 32, L = 3, batch --neural-batch 32,768), the same budget: KL on
             10^6 samples.
 Goals (issue 11): tree <= flat sp on at least four of six targets; neural within 2x of the tree
 on every target.

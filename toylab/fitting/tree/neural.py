@@ -4,7 +4,7 @@ Layer l is an MLP (2 x `width` SiLU) reading Fourier features of the point chose
 feature carried down from the layer above: tanh(the layer's own feature output + a learned
 embedding of the chosen head index), the paper's carried feature map. It outputs K offsets
 (and, optionally, K prior logits) and that feature. Candidate k = previous point +
-s_l tanh(offset_k), s_l a learned per-layer scale starting at ratio^l (0.45^l, the tree's).
+s_l tanh(offset_k), s_l a learned per-layer scale starting at ratio^l, ratio = 1.27 / sqrt(K).
 Training, per batch: every point descends the tree taking at each layer the candidate nearest
 it (no gradient through the choice); the loss is the chosen candidate's squared error / s_l^2
 (s_l detached) plus a small pull of all K candidates toward the points reaching their parent
@@ -37,7 +37,8 @@ JITTER = 1e-3  # noise added to a copied head's bias so the copies can part
 OPTIONS = {
     "width": 128,  # hidden width of each layer's MLP
     "feat": 32,  # carried feature size
-    "ratio": 0.45,  # initial scale of layer l is ratio^l (learned afterwards), as the tree's
+    "ratio": None,  # initial scale of layer l is ratio^l (learned); None: 1.27 / sqrt(K), which
+    # is the tree of points' 0.45 at K = 8 (a layer's cells shrink about sqrt(K) a layer)
     "pull": 0.01,  # weight of the pull of every candidate toward the data point
     "freqs": 6,  # Fourier octaves of the previous point
     "embed": True,  # carry a learned embedding of the chosen head index down
@@ -141,7 +142,8 @@ class NeuralTree:
         opt = {**OPTIONS, **options}
         width = int(opt["width"] if width is None else width)
         feat = int(opt["feat"] if feat is None else feat)
-        ratio = float(opt["ratio"] if ratio is None else ratio)
+        ratio = opt["ratio"] if ratio is None else ratio
+        ratio = float(1.27 / math.sqrt(k) if ratio is None else ratio)
         self.opt = opt
         self.k, self.n_layers, self.lr = k, layers, lr
         self.device = torch.device(device)
