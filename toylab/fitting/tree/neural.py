@@ -48,6 +48,7 @@ OPTIONS = {
     "residual": False,  # hidden layers as residual blocks
     "lr_end": 0.01,  # the cosine ends at lr * lr_end
     "warmup": 0.0,  # fraction of steps of linear warm-up
+    "split_until": 1.0,  # Split-and-Prune only in this first fraction of a target's steps
     "path": False,  # layer l also reads the one-hot code of the chosen indices above it
     "sibs": False,  # layer l also reads the chosen node's siblings relative to it (its cell)
     "experts": 0,  # e > 0: layers below e have K^e weight sets, one per choice of the first e
@@ -263,6 +264,8 @@ class NeuralTree:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if t >= float(self.opt["split_until"]) * total:
+            return chosen
         for level in range(self.n_layers):
             pairs = plan_splits(self.counts[level], 1, self.split_ratio, self.prune_ratio)
             for i, j in pairs:
