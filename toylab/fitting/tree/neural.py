@@ -48,7 +48,8 @@ OPTIONS = {
     "residual": False,  # hidden layers as residual blocks
     "lr_end": 0.01,  # the cosine ends at lr * lr_end
     "warmup": 0.0,  # fraction of steps of linear warm-up
-    "split_until": 1.0,  # Split-and-Prune only in this first fraction of a target's steps
+    "split_until": 0.5,  # Split-and-Prune only in this first fraction of a target's steps (a late
+    # copy moves head j in every parent, with too little learning rate left to repair it)
     "path": False,  # layer l also reads the one-hot code of the chosen indices above it
     "sibs": False,  # layer l also reads the chosen node's siblings relative to it (its cell)
     "experts": 0,  # e > 0: layers below e have K^e weight sets, one per choice of the first e
