@@ -36,7 +36,7 @@ MIN_BINS, MAX_BINS = 8, 4096  # densities.grid checks the same range
 # The hierarchical DDN (--method tree, toylab/fitting/tree/).
 TREE_FORMS = ("points", "neural")
 TREE_PRIORS = ("learned", "uniform")
-TREE_FORM_DEFAULTS = {"points": {"k": 8, "layers": 5}, "neural": {"k": 64, "layers": 2}}
+TREE_FORM_DEFAULTS = {"points": {"k": 8, "layers": 5}, "neural": {"k": 32, "layers": 3}}
 TREE_MAX_LEAVES = 1 << 22  # 4M leaves: 64 MB of leaf positions; beyond that nothing is enumerated
 
 
@@ -211,12 +211,12 @@ PARAMS: tuple[Param, ...] = (
     P("index", "choice", "auto", "nearest-node search: auto (the compiled grid index on CPU, brute force on a GPU), grid, kdtree (an exact KD-tree that follows moving nodes) or brute", choices=INDEXES, method=True),
     P("replay_window", "int", 32, "replay: points kept per node, the buffer of the current target's points that each refit re-reads (at most 4M points in all)", minimum=1, metavar="N", method=True),
     P("tree_form", "choice", "points", "points: every parent owns K free child points; neural: an MLP per layer proposes the K candidates (the paper's model)", choices=TREE_FORMS, group="tree", method=True),
-    P("layers", "int", None, "layers L (default 5 for points, 2 for neural)", minimum=1, optional=True, metavar="L", group="tree", method=True),
-    P("k", "int", None, "candidates per layer (default 8 for points, 64 for neural; -k is --nodes)", minimum=2, optional=True, metavar="K", group="tree", method=True),
+    P("layers", "int", None, "layers L (default 5 for points, 3 for neural)", minimum=1, optional=True, metavar="L", group="tree", method=True),
+    P("k", "int", None, "candidates per layer (default 8 for points, 32 for neural; -k is --nodes)", minimum=2, optional=True, metavar="K", group="tree", method=True),
     P("tree_step", "float", 0.3, "points: a chosen node moves this fraction toward its points, cosine-decayed over each target to --tree-step-end", positive=True, maximum=1, metavar="S", group="tree", method=True),
     P("tree_step_end", "float", 0.006, "points: the step at the end of each target", positive=True, maximum=1, metavar="S", group="tree", method=True),
     P("tree_ratio", "float", 0.45, "points: initial offset scale of layer l is R^l", positive=True, metavar="R", group="tree", method=True),
-    P("tree_lr", "float", 2e-3, "neural: Adam learning rate, cosine-decayed", positive=True, metavar="LR", group="tree", method=True),
+    P("tree_lr", "float", 6e-3, "neural: Adam learning rate, cosine-decayed to lr / 100", positive=True, metavar="LR", group="tree", method=True),
     P("tree_eval_samples", "int", 1_000_000, "the model is also scored on N samples: kl_model in metrics.json", minimum=1, metavar="N", group="tree", method=True),
     P("tree_prior", "choice", "learned", "how a sample picks a child: learned = in proportion to its recent use by the data, uniform = 1/K as in the paper", choices=TREE_PRIORS, group="tree", method=True),
     P("frames", "int", 96, "GIF frames recorded per target (0 = none)", minimum=0),
