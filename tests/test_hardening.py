@@ -437,3 +437,20 @@ def test_a_run_without_checkpoint_gets_messages_that_agree(tmp_path, capsys):
     assert main(["run", "--resume", str(out), "--quiet"]) == 2
     line = one_line_error(capsys, "cannot be resumed", "--force")
     assert "--resume" not in line.split("resumed")[1]
+
+
+def test_a_checkpoint_that_does_not_fit_is_one_line_even_for_a_long_library_error(
+    tmp_path, capsys, monkeypatch
+):
+    """torch's state-dict errors run over several lines (a neural tree saved before its layout
+    changed): the refusal keeps one."""
+    _, out = run(tmp_path)
+
+    def mismatch(self, state, frames=None):
+        raise RuntimeError('Error(s) in loading state_dict:\n\tMissing key(s): "0.inp.weight"')
+
+    monkeypatch.setattr(toylab.run.Run, "load_state_dict", mismatch)
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), "--quiet"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "does not fit this run" in err[0] and "Missing key" in err[0], err
