@@ -314,7 +314,7 @@ def test_a_failed_picture_never_loses_the_fit(tmp_path, monkeypatch, capsys, ref
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(gif, "render_run", full_disk)
-    monkeypatch.setenv("TOYLAB_W2_HELPER", "0")  # the GIF is drawn in this process
+    monkeypatch.setenv("TOYLAB_HELPERS", "0")  # the GIF is drawn in this process
     transport.stop()
     rc, out = run(tmp_path)
     assert rc == 2

@@ -1,17 +1,22 @@
-"""Target-end metrics (W2, the KL floors) from a helper process, off the run's path.
+"""Helper processes for what a run needs only at a target's end or for a picture.
 
-`import ot` costs about a second (POT loads scipy.stats, networkx and, if installed, torch for
-its backends); W2 and the data floor (which redraws the target's N points) cost seconds at
-K = 10^6; a run needs them only at each target's end. `start()` launches one spawned helper
-process that imports POT while the fit runs on another core; `submit(nodes, density)` (W2) and
-`submit_call(fn, *args)` (any module-level function) hand it a job and return a `Pending` whose
-`result()` waits for the answer, so the caller can go on meanwhile (the run settles them when
-its results are read). The helper runs the very function a direct call runs, so the numbers
-are identical either way. Without a started helper (one core, TOYLAB_W2_HELPER=0, or the helper
-died) `result()` computes in this process.
+`import ot` costs about a second (POT loads every solver, scipy.stats and, if installed, torch
+for its backends); W2 and the data floor (which redraws the target's N points) cost seconds at
+K = 10^6; the GIF's frames cost as much as the default fit. A run needs none of them to go on.
+`start()` launches two helpers, one per lane, on the core(s) the fit does not use: METRICS
+imports POT's three modules the metric needs while the fit runs and computes W2 and the floors
+when a target ends; PICTURES draws the GIF's frames as they are recorded
+(toylab.viz.gif_stream). `submit(nodes, density)` (W2; split between the lanes from SPLIT_MIN
+nodes) and `submit_call(fn, *args, lane=...)` hand a job over and return a `Pending` whose
+`result()` waits for the answer, so the caller goes on meanwhile (the run settles them when its
+results are read). A helper runs the very function a direct call runs, so the numbers are
+identical either way (tested). Without helpers (one core, TOYLAB_HELPERS=0) or with a dead one,
+`result()` computes in this process; a job that only a helper can do raises HelperFailed and
+its caller does the work itself.
 
-The helper ignores Ctrl-C (the run's own handler decides what an interrupt means), is a daemon
-(it ends with the run) and never imports torch (POT's torch backend is disabled in it).
+Each helper is a fresh interpreter in its own session (Ctrl-C in the terminal reaches only the
+run, whose handler decides), ends when the run closes its end of the socket, never imports
+torch, and writes nothing to the terminal.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np
 from densities import Density
 from toylab.lazy import as_numpy
 
-ENV_SWITCH = "TOYLAB_W2_HELPER"  # "0" keeps W2 in the run's own process
+ENV_SWITCH = "TOYLAB_HELPERS"  # "0": no helper processes, the run does all the work itself
 
 METRICS, PICTURES = "metrics", "pictures"  # the lanes: W2 and the floors; the GIF's frames
 LANES = (METRICS, PICTURES)
@@ -188,7 +193,7 @@ def _serve(conn: Any, lane: str = METRICS) -> None:
 
 def start() -> bool:
     """Start the helpers once per process (on a machine with at least two cores, unless
-    TOYLAB_W2_HELPER=0): one per lane, so the target-end metrics and the GIF are computed side
+    TOYLAB_HELPERS=0): one per lane, so the target-end metrics and the GIF are computed side
     by side when the run waits for both. True if they run."""
     if not _helpers and os.environ.get(ENV_SWITCH, "1") != "0" and (os.cpu_count() or 1) > 1:
         try:
