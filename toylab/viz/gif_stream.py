@@ -68,7 +68,14 @@ def write(session: str, path: str, frames_expected: int) -> str:
     if len(s["images"]) != frames_expected:
         raise RuntimeError(f"the helper drew {len(s['images'])} of {frames_expected} frames")
     fps = gif.DEFAULT_FPS if s["fps"] is None else s["fps"]
-    return str(gif.write_gif(s["images"], path, fps, theme=s["theme"]))
+    theme = s["theme"]
+    images = s.pop("images")[::-1]
+
+    def handed_over():  # each image leaves this list as Pillow takes its own copy of it
+        while images:
+            yield images.pop()
+
+    return str(gif.write_gif(handed_over(), path, fps, theme=theme))
 
 
 # -- in the run's process ----------------------------------------------------------------------
