@@ -258,6 +258,7 @@ def test_a_diverging_fit_stops_with_one_line(tmp_path, capsys, index):
     [
         (["--nodes", str(10**8)], "--nodes 100000000"),
         (["--nodes", str(2 * 10**6)], "W2 metric"),  # the nodes fit, the helpers' W2 does not
+        (["--bins", "1024", "--steps", "500", "--frames", "96", "--scale", "3"], "GIF's 96 frames"),
         (["--batch", str(10**9)], "--batch 1000000000"),
         (["--bins", "4096", "--frames", "96"], "--bins 4096 with --frames 96"),
         (["--threads", "100000"], "--threads 100000"),

@@ -98,6 +98,20 @@ def check_gif(bins: int, scale: int, panels: int, option: str = "--scale") -> No
     )
 
 
+def check_gif_frames(config: Any, scale: int) -> None:
+    """The GIF of a run: Pillow holds every frame (palette indices, a byte a pixel) while it
+    encodes them, so all of them must fit at once, besides one frame's drawing."""
+    side = gif_frame_side(config.bins, scale)
+    panels = len(config.methods) + 1
+    frames = len(config.frame_steps()) * len(config.targets)
+    require(
+        f"--frames {config.frames} at --scale {scale}",
+        frames * panels * side * side + panels * side * side * RGB_WORK_BYTES,
+        f"the GIF's {frames} frames of {panels * side} x {side} px",
+        "lower --frames, --scale or --bins",
+    )
+
+
 def check_run(config: Any, scale: int | None = None) -> None:
     """Everything `toylab run` would hold, checked against the available memory."""
     methods = len(config.methods)

@@ -20,7 +20,7 @@ from toylab.errors import ToylabError
 from toylab.run import Run, build_targets
 from toylab.store import rundir
 from toylab.store.frames import FRAMES_FILE, Frames
-from toylab.viz import gif
+from toylab.viz import gif, render
 from toylab.viz.gif_stream import GifStream
 
 # Options that may be given together with --resume (they do not change the numbers).
@@ -158,6 +158,7 @@ def main(args: argparse.Namespace) -> int:
     every = checkpoint_every(args)
     budget.check_threads(config.threads)
     budget.check_run(config, options["scale"])
+    budget.check_gif_frames(config, options["scale"] or render.default_scale(config.bins))
     config.threads = runner.set_threads(config.threads)
     targets = build_targets(config)  # reads image files etc. before anything is written
     transport.start()  # POT's import happens on another core while the fit runs
@@ -250,6 +251,7 @@ def resume(args: argparse.Namespace) -> int:
         options = gif_options(args, saved_gif if isinstance(saved_gif, dict) else None)
         every = checkpoint_every(args, saved)
         budget.check_run(config, options["scale"])
+        budget.check_gif_frames(config, options["scale"] or render.default_scale(config.bins))
         config.threads = runner.set_threads(config.threads)
         transport.start()
         run = Run(config)
