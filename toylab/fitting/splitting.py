@@ -264,40 +264,6 @@ def _select_range(
 
 
 @njit()
-def _replay(
-    counts: np.ndarray,
-    max_splits: int,
-    total: float,
-    split_ratio: float,
-    prune_ratio: float,
-    out: np.ndarray,
-) -> int:
-    """`_plan_heap`'s loop on array heaps; counts change in place; returns the pairs made."""
-    k = counts.shape[0]
-    m = min(max_splits, k)
-    cap = m + 2 * max_splits + 1
-    top_k = np.empty(cap)
-    top_i = np.empty(cap, dtype=np.int64)
-    low_k = np.empty(cap)
-    low_i = np.empty(cap, dtype=np.int64)
-    n_top, n_low = _select_both(counts, m, top_k, top_i, low_k, low_i)
-    return _replay_heaps(
-        counts,
-        max_splits,
-        total,
-        split_ratio,
-        prune_ratio,
-        out,
-        top_k,
-        top_i,
-        n_top,
-        low_k,
-        low_i,
-        n_low,
-    )
-
-
-@njit()
 def _replay_heaps(
     counts: np.ndarray,
     max_splits: int,
@@ -465,34 +431,43 @@ def _plan_compiled(
     thresholds."""
     out = np.empty((max_splits, 2), dtype=np.int64)
     total = float(counts.sum())
-    parts = compiled.threads()
     m = min(max_splits, counts.shape[0])
+    cap = m + 2 * max_splits + 1  # room for the replay's pushes
     guessed = hint is not None and counts.shape[0] >= THRESHOLD_SELECT_MIN and m < counts.shape[0]
-    if guessed:
-        cap = m + 2 * max_splits + 1
-        heaps = [np.empty(cap), np.empty(cap, dtype=np.int64)]
-        heaps += [np.empty(cap), np.empty(cap, dtype=np.int64)]
-        n_top, n_low = _select_at(counts, m, hint.top, hint.low, *heaps)
-        if n_top >= 0:
-            top, low = (heaps[0], heaps[1], n_top), (heaps[2], heaps[3], n_low)
-        else:
-            top, low = _select_all(counts, m, cap, parts)
-        hint.top = -float(top[0][: top[2]].max())  # before the replay changes the counts
+    selected = _select_guessed(counts, m, cap, hint) if guessed else None
+    top, low = selected or _select_all(counts, m, cap, compiled.threads())
+    if guessed:  # this step's thresholds, before the replay changes the counts
+        hint.top = -float(top[0][: top[2]].max())
         hint.low = float(low[0][: low[2]].max())
-        made = _replay_heaps(counts, max_splits, total, split_ratio, prune_ratio, out, *top, *low)
-    elif parts < 2 or counts.shape[0] < PARALLEL_SELECT_MIN:
-        made = _replay(counts, max_splits, total, split_ratio, prune_ratio, out)
-    else:
-        top, low = _select_all(counts, m, m + 2 * max_splits + 1, parts)
-        made = _replay_heaps(counts, max_splits, total, split_ratio, prune_ratio, out, *top, *low)
+    made = _replay_heaps(counts, max_splits, total, split_ratio, prune_ratio, out, *top, *low)
     return list(zip(out[:made, 0].tolist(), out[:made, 1].tolist(), strict=True))
+
+
+def _empty_heaps(cap: int) -> list[np.ndarray]:
+    """Keys and node ids of the top and the low heap."""
+    return [
+        np.empty(cap),
+        np.empty(cap, dtype=np.int64),
+        np.empty(cap),
+        np.empty(cap, dtype=np.int64),
+    ]
+
+
+def _select_guessed(
+    counts: np.ndarray, m: int, cap: int, hint: SelectionHint
+) -> tuple[tuple, tuple] | None:
+    """The candidate heaps at the hint's thresholds; None when they are not this step's."""
+    heaps = _empty_heaps(cap)
+    n_top, n_low = _select_at(counts, m, hint.top, hint.low, *heaps)
+    if n_top < 0:
+        return None
+    return (heaps[0], heaps[1], n_top), (heaps[2], heaps[3], n_low)
 
 
 def _select_all(counts: np.ndarray, m: int, cap: int, parts: int) -> tuple[tuple, tuple]:
     """The candidate heaps by one full pass (on `parts` slices in parallel when it pays)."""
     if parts < 2 or counts.shape[0] < PARALLEL_SELECT_MIN:
-        heaps = [np.empty(cap), np.empty(cap, dtype=np.int64)]
-        heaps += [np.empty(cap), np.empty(cap, dtype=np.int64)]
+        heaps = _empty_heaps(cap)
         n_top, n_low = _select_both(counts, m, *heaps)
         return (heaps[0], heaps[1], n_top), (heaps[2], heaps[3], n_low)
     slices = [np.empty((parts, m)), np.empty((parts, m), dtype=np.int64)]
