@@ -140,17 +140,21 @@ def wasserstein(
     return wasserstein_arrays(_as_numpy(nodes), density.array, exact_max_pairs, projections, seed)
 
 
-def _support(q_grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The grid's cell centres that hold mass (>= 1e-12 of the largest) and their weights."""
+def _held(q_grid: np.ndarray) -> np.ndarray:
+    """Which cells (row-major) hold mass: at least 1e-12 of the largest."""
     q = q_grid.ravel()
-    keep = q >= q.max() * 1e-12
+    return q >= q.max() * 1e-12
+
+
+def _support(q_grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The centres of the cells that hold mass and their weights."""
+    keep, q = _held(q_grid), q_grid.ravel()
     return cell_centres(q_grid.shape[0])[keep], q[keep] / q[keep].sum()
 
 
 def is_exact(nodes: int, q_grid: np.ndarray, exact_max_pairs: int = EXACT_MAX_PAIRS) -> bool:
     """Whether W2 of `nodes` nodes on this grid is computed exactly (else sliced)."""
-    q = q_grid.ravel()
-    return nodes * int((q >= q.max() * 1e-12).sum()) <= exact_max_pairs
+    return nodes * int(_held(q_grid).sum()) <= exact_max_pairs
 
 
 def wasserstein_arrays(
