@@ -456,3 +456,17 @@ def test_a_checkpoint_that_does_not_fit_is_one_line_even_for_a_long_library_erro
     assert main(["run", "--resume", str(out), "--quiet"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "does not fit this run" in err[0] and "Missing key" in err[0], err
+
+
+def test_every_command_error_is_printed_on_one_line(monkeypatch, capsys):
+    """The CLI prints any error message on one line, whichever command raised it."""
+    from toylab.cli import gif_cmd
+    from toylab.errors import ToylabError
+
+    def fails(args):
+        raise ToylabError("first part\n\tsecond part\n")
+
+    monkeypatch.setattr(gif_cmd, "main", fails)
+    assert main(["gif", "/anywhere"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err == ["toylab gif: error: first part second part"]

@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(message: str) -> str:
+    """An error message on one line, whatever its source wrote (a library's message may run
+    over several, e.g. torch's state-dict errors quoted in a checkpoint refusal)."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `toylab` console script."""
     parser = build_parser()
@@ -79,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ToylabError, DensityError) as err:
-        print(f"toylab {args.command}: error: {err}", file=sys.stderr)
+        print(f"toylab {args.command}: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"toylab {args.command}: interrupted", file=sys.stderr)

@@ -259,10 +259,9 @@ def resume(args: argparse.Namespace) -> int:
         try:
             run.load_state_dict(state, frames)
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
-            first = " ".join(str(e).split())[:120]  # one line, whatever the library wrote
             raise ToylabError(
                 f"{out / rundir.CHECKPOINT_FILE} does not fit this run ({type(e).__name__}: "
-                f"{first}); cannot resume"
+                f"{' '.join(str(e).split())[:120]}); cannot resume"
             ) from None
         if stamp is not None:
             saver = rundir.Saver(out, stamp["run_id"], int(stamp["generation"]))
