@@ -105,8 +105,7 @@ def finish(
     current = {"path": out}
     try:
         if save:
-            _save_while_drawing(out, run, saver, gif_options, quiet, current, stream)
-            written = current.pop("written")
+            written = _save_while_drawing(out, run, saver, gif_options, quiet, current, stream)
         else:
             saver.write_derived(run)
             written = write_pictures(out, run, gif_options, quiet, current, stream=stream)
@@ -136,9 +135,9 @@ def _save_while_drawing(
     quiet: bool,
     current: dict[str, Any],
     stream: GifStream | None = None,
-) -> None:
+) -> list[Path]:
     """The state save (frames.npz, checkpoint.pt, derived files) on a second thread while this
-    one draws final.png and the GIF: the save is mostly deflate, which runs outside the GIL,
+    one draws final.png and the GIF (returned: the pictures written); the save is mostly deflate, which runs outside the GIL,
     so the two overlap (about 0.3 s of the default run). Both only read the run. The save's
     failure is reported first (the previous save stays); the thread is always waited for, so
     an interrupt never leaves a save half done."""
@@ -146,9 +145,7 @@ def _save_while_drawing(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="toylab-save") as pool:
         saving = pool.submit(saver.save_state, run)
         try:
-            current["written"] = write_pictures(
-                out, run, gif_options, quiet, current, stream=stream
-            )
+            written = write_pictures(out, run, gif_options, quiet, current, stream=stream)
         finally:
             error = saving.exception()  # waits for the save
             if isinstance(error, OSError):
@@ -158,6 +155,7 @@ def _save_while_drawing(
                 ) from None
             if error is not None:
                 raise error
+    return written
 
 
 def expected_outputs(run: Run, gif_options: dict[str, Any]) -> list[str]:

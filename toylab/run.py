@@ -82,9 +82,10 @@ class Run:
         self.config = config if getattr(config, "checked", False) else config.validate()
         self.targets = targets if targets is not None else build_targets(config)
         self.on_cpu = config.device == "cpu"  # numpy nodes; torch is never imported for them
+        self.device = None if self.on_cpu else torch.device(config.device)
         init = streams.initial_nodes(config.seed, config.nodes)
         if not self.on_cpu:
-            init = torch.from_numpy(init).to(torch.device(config.device))
+            init = torch.from_numpy(init).to(self.device)
         settings = config.settings()
         if self.on_cpu:
             # compile (or load) the numba kernels this run uses now, not inside the timed steps
@@ -195,9 +196,7 @@ class Run:
             self._draw_chunk(density, self.step)
             offset = 0
         batch = self._chunk[offset]
-        return (
-            batch if self.on_cpu else torch.from_numpy(batch).to(torch.device(self.config.device))
-        )
+        return batch if self.on_cpu else torch.from_numpy(batch).to(self.device)
 
     def _draw_chunk(self, density: densities.Density, start: int) -> None:
         cfg = self.config
