@@ -137,8 +137,8 @@ def _save_while_drawing(
     stream: GifStream | None = None,
 ) -> list[Path]:
     """The state save (frames.npz, checkpoint.pt, derived files) on a second thread while this
-    one draws final.png and the GIF (returned: the pictures written); the save is mostly deflate, which runs outside the GIL,
-    so the two overlap (about 0.3 s of the default run). Both only read the run. The save's
+    one draws final.png and the GIF, whose paths it returns. The save is mostly deflate, which
+    runs outside the GIL, so the two overlap (about 0.3 s of the default run). Both only read the run. The save's
     failure is reported first (the previous save stays); the thread is always waited for, so
     an interrupt never leaves a save half done."""
     run.current_fit()  # fill the shared per-step cache before two threads read it
