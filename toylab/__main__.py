@@ -2,6 +2,6 @@
 
 import sys
 
-from toylab.cli import main
+from toylab.cli import console
 
-sys.exit(main())
+sys.exit(console())

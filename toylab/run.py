@@ -110,6 +110,7 @@ class Run:
         self._results: list[dict[str, Any]] = []
         self._kl_rows: list[dict[str, Any]] = []
         self._pending: list[tuple] = []  # finished targets whose W2 / floors are on their way
+        self._floors: transport.Pending | None = None  # the current target's, if submitted
         self._settle_lock = threading.Lock()
         self.frames = Frames(
             methods=list(config.methods),
@@ -217,6 +218,7 @@ class Run:
         self.target_begun = True
         self._chunk = None
         self._target_rng_state = self.data_rng.bit_generator.state
+        self._floors = self._submit_floors()  # all it needs is known now: off the target's end
         self._log_step()
 
     def _log_step(self) -> None:
@@ -242,11 +244,12 @@ class Run:
             )
 
     def _finish_target(self) -> None:
-        """Score the target as it ends. W2 and the floors are handed to the helper process
-        (transport) and filled in by `settle` when the results are read: the run goes on
-        (the next target, the save, the pictures) while they are computed."""
+        """Score the target as it ends. W2 is handed to the helper process (transport), like
+        the floors when the target began, and both are filled in by `settle` when the results
+        are read: the run goes on (the next target, the save, the pictures) meanwhile."""
         w2 = {name: transport.submit(m.positions, self.density) for name, m in self.methods.items()}
-        floors = self._submit_floors()
+        floors = self._floors if self._floors is not None else self._submit_floors()
+        self._floors = None
         result = self.target_result(final=True)
         last_rows = []  # the target's last KL rows, if one was logged: they get W2 too
         for row in reversed(self._kl_rows):
@@ -377,6 +380,7 @@ class Run:
         self.seconds = dict(state["seconds"])
         self.real = {int(k): v for k, v in state["real"].items()}
         self._pending = []
+        self._floors = None
         self._results = list(state["results"])
         self._kl_rows = list(state["kl_rows"])
         if frames is not None:

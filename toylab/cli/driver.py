@@ -77,7 +77,7 @@ class PeriodicSave:
         if time.monotonic() < self.next:
             return
         try:
-            self.saver.save_state(run, fast=True)
+            self.saver.save_state(run)
         except OSError as err:
             if not self.warned:
                 print(f"\nwarning: {describe_os_error(err)}; the fit goes on", file=sys.stderr)

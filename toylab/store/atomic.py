@@ -61,3 +61,8 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write pretty JSON atomically."""
     return write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write a binary file atomically."""
+    return write_with(path, lambda tmp: tmp.write_bytes(data))

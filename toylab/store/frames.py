@@ -160,11 +160,12 @@ class Frames:
         for seq in (self.hist, self.target_index, self.step, self.global_step, self.kl):
             del seq[n:]
 
-    def save(self, path: str | os.PathLike, stamp: dict | None = None, fast: bool = False) -> Path:
+    def save(self, path: str | os.PathLike, stamp: dict | None = None) -> Path:
         """Write frames.npz atomically, compressed (histograms are mostly zeros) and one frame
         at a time; `stamp` (run_id, generation) ties the file to the checkpoint saved with it.
-        The file is what np.savez_compressed writes for the same arrays; `fast` deflates at
-        level 1 (8x faster, about a third larger: for the periodic saves during a fit)."""
+        The file is what np.savez_compressed writes for the same arrays, deflated at level 1:
+        the default run's 96 frames in 0.04 s instead of 0.30 s at numpy's level 6, for a
+        file a quarter larger (0.8 instead of 0.64 MB), on a run's critical path."""
         bins, m = self.bins, len(self.methods)
         small = {
             "methods": np.array(self.methods, dtype=str),
@@ -186,10 +187,7 @@ class Frames:
         }
 
         def writer(tmp: Path) -> None:
-            level = 1 if fast else None
-            with zipfile.ZipFile(
-                tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level
-            ) as zf:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
                 for key, value in small.items():
                     with zf.open(key + ".npy", "w", force_zip64=True) as fh:
                         npy.write_array(fh, value, allow_pickle=False)

@@ -322,12 +322,11 @@ class Saver:
     def stamp(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "generation": self.generation}
 
-    def save_state(self, run: Any, fast: bool = False) -> None:
+    def save_state(self, run: Any) -> None:
         """frames.npz, then checkpoint.pt (from here on the state is saved), then the files
-        derived from it: metrics.json, kl.csv, nodes.npz. `fast` (periodic saves) deflates
-        frames.npz at level 1."""
+        derived from it: metrics.json, kl.csv, nodes.npz."""
         self.generation += 1
-        run.frames.save(self.out / FRAMES_FILE, stamp=self.stamp(), fast=fast)
+        run.frames.save(self.out / FRAMES_FILE, stamp=self.stamp())
         state = run.state_dict()
         state["saved"] = self.stamp() | {"frames": len(run.frames)}
         write_checkpoint(self.out / CHECKPOINT_FILE, state)

@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -94,6 +95,23 @@ def save_indexed_gif(
     bytes), an endless loop, `fps` frames a second with the last held `hold_last_ms` longer,
     written atomically. With `transparency`, that index means "as in the previous frame"."""
     fps = check_fps(fps)
+    with atomic_path(path) as tmp:
+        encode_indexed_gif(indices, tmp, palette, fps, hold_last_ms, transparency)
+    return Path(path)
+
+
+def encode_indexed_gif(
+    indices: Iterable[np.ndarray],
+    fp: str | os.PathLike | BinaryIO,
+    palette: bytes,
+    fps: int,
+    hold_last_ms: int,
+    transparency: int | None = None,
+) -> None:
+    """`save_indexed_gif`'s encoding into a file name or object. Pillow takes the frames as
+    they come (mapping each to the palette and finding what changed, half of the work) and
+    writes only once the last has come, so a lazy `indices` lets that half run meanwhile."""
+    fps = check_fps(fps)
     duration = round(1000 / fps / 10) * 10  # what the GIF can store: whole centiseconds
 
     def frames() -> Iterator[Image.Image]:
@@ -113,19 +131,17 @@ def save_indexed_gif(
     it = frames()
     first = next(it)
     extra = {} if transparency is None else {"transparency": transparency}
-    with atomic_path(path) as tmp:
-        first.save(
-            tmp,
-            format="GIF",
-            save_all=True,
-            append_images=it,
-            loop=0,
-            palette=palette,  # one global colour table, no per-frame tables
-            optimize=False,
-            disposal=1,  # keep each frame in place: the next one only paints what changed
-            **extra,
-        )
-    return Path(path)
+    first.save(
+        fp,
+        format="GIF",
+        save_all=True,
+        append_images=it,
+        loop=0,
+        palette=palette,  # one global colour table, no per-frame tables
+        optimize=False,
+        disposal=1,  # keep each frame in place: the next one only paints what changed
+        **extra,
+    )
 
 
 def check_fps(fps: int) -> int:
@@ -160,9 +176,24 @@ def write_gif(
     images: (H, W) uint8 palette indices (as render.frame_indices gives) or (H, W, 3) uint8
     RGB (mapped to the palette without dithering); all the same size. Consumed lazily.
     """
+    fps = check_fps(fps)
+    with atomic_path(path) as tmp:
+        encode_gif(images, tmp, fps, hold_last_ms=hold_last_ms, theme=theme)
+    return Path(path)
+
+
+def encode_gif(
+    images: Iterable[np.ndarray],
+    fp: str | os.PathLike | BinaryIO,
+    fps: int = DEFAULT_FPS,
+    *,
+    hold_last_ms: int = HOLD_LAST_MS,
+    theme: str = render.DEFAULT_THEME,
+) -> None:
+    """`write_gif`'s encoding into a file name or object (see `encode_indexed_gif`)."""
     theme = render.check_theme(theme)
     indices = (_as_indices(image, theme) for image in images)
-    return save_indexed_gif(indices, path, _gif_palette(theme), fps, hold_last_ms)
+    encode_indexed_gif(indices, fp, _gif_palette(theme), fps, hold_last_ms)
 
 
 def have_ffmpeg() -> bool:
