@@ -122,6 +122,21 @@ def test_a_cpu_run_and_its_resume_load_neither_torch_nor_pot(tmp_path):
     assert json.loads(proc.stderr.strip().splitlines()[-1])["heavy"] == [], proc.stderr
 
 
+def test_numba_is_set_up_without_importing_scipy_linalg():
+    """numba probes for BLAS by importing scipy.linalg (0.25-0.3 s) when it loads its NumPy
+    support; toylab's kernels need none, so it is kept out, and importable afterwards."""
+    proc = _python(
+        "import sys, numpy as np\n"
+        "from toylab.fitting.grid_index import GridIndex\n"
+        "index = GridIndex(np.array([[0.0, 0.0], [0.5, 0.5]]), 'l2')\n"
+        "print(index.query(np.array([[0.4, 0.45]])).tolist(), 'scipy.linalg' in sys.modules)\n"
+        "import scipy.linalg\n"
+        "print(scipy.linalg.norm(np.ones(4)))\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["[1]", "False", "2.0"]
+
+
 def test_no_command_prints_the_usage_with_every_command():
     proc = _python("from toylab.cli import main; main([])")
     assert proc.returncode == 2
