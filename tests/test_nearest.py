@@ -84,3 +84,23 @@ def test_grid_index_matches_brute_force_while_nodes_move_and_split(distance, k):
         i, j = rng.integers(0, k, 2)
         pos[j] = pos[i]
         index.mark_moved(np.append(moved, j))
+
+
+@pytest.mark.parametrize("distance", ["l1", "l2"])
+def test_grid_index_answers_exactly_on_cell_edges(distance):
+    """Nodes and points on the cells' very edges (and one float step either side), on a
+    lattice full of exact ties, and outside the square, get brute force's answer (ties: lowest
+    index): the ring bound holds whatever the rounding at the edges."""
+    from toylab.fitting.grid_index import GridIndex, grid_size
+
+    rng = np.random.default_rng(11)
+    k = 400
+    h = 2.0 / grid_size(k)
+    edges = np.arange(-2, grid_size(k) + 3) * h - 1.0  # every cell edge, and a little beyond
+    near = np.concatenate([edges, np.nextafter(edges, 2.0), np.nextafter(edges, -2.0)])
+    pos = rng.choice(near, (k, 2))
+    pos[rng.integers(0, k, 40)] = pos[rng.integers(0, k, 40)]  # exact ties between nodes
+    index = GridIndex(pos, distance)
+    lattice = np.stack(np.meshgrid(edges, edges), -1).reshape(-1, 2)
+    points = np.concatenate([lattice, rng.choice(near, (3000, 2)), lattice + h / 2])
+    assert np.array_equal(index.query(points), brute_force_nearest(points, pos, distance))

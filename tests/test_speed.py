@@ -410,20 +410,29 @@ def test_the_compiled_histogram_counts_as_the_cell_rule():
     assert np.array_equal(metrics.node_histogram(big, 100), histogram(big, 100))
 
 
-def test_selection_at_last_steps_thresholds_makes_the_same_pairs(monkeypatch):
-    """Large counts are selected at the thresholds a hint remembers from the last call: with a
-    right, a wrong and no remembered threshold the pairs and counts are the rule's, and the
-    hint then holds this call's m-th largest and smallest counts."""
+def test_selection_near_last_steps_thresholds_makes_the_same_pairs(monkeypatch):
+    """Large counts are selected in one pass at the thresholds a hint remembers from the last
+    call: with a right, a passed (values beyond it, up to 2 m), a near, a wrong and no
+    remembered threshold, in 1 to 3 slices and with room for all or too few values beyond it,
+    the pairs and counts are the rule's, and the hint then holds this call's m-th largest and
+    smallest counts."""
     monkeypatch.setattr(splitting, "THRESHOLD_SELECT_MIN", 0)
+    monkeypatch.setattr(splitting, "PARALLEL_SELECT_MIN", 0)
     rng = np.random.default_rng(33)
-    for _ in range(300):
+    for trial in range(300):
+        threads, room = 1 + trial % 3, (4, 1)[trial % 2]
+        monkeypatch.setattr(compiled, "threads", lambda t=threads: t)
+        monkeypatch.setattr(splitting, "BEYOND_ROOM", room)
         counts = _random_counts(rng)
         max_splits = int(rng.integers(4, counts.size + 5))
         ratios = (float(rng.uniform(1.2, 3.0)), float(rng.uniform(0.1, 0.9)))
         m = min(max_splits, counts.size)
         ordered = np.sort(counts)
         right = (ordered[-m], ordered[m - 1])
-        for guess in (right, (right[0] + 0.5, right[1]), (np.nan, np.nan), (right[0], -1.0)):
+        passed = (ordered[-min(2 * m, counts.size)], ordered[min(2 * m, counts.size) - 1])
+        near = [(right[0] * f, right[1] / f) for f in (0.97, 1.03)]
+        wrong = [(right[0] + 0.5, right[1]), (np.nan, np.nan), (right[0], -1.0)]
+        for guess in (right, passed, *near, *wrong):
             hint = splitting.SelectionHint()
             hint.top, hint.low = guess
             direct, fast = counts.copy(), counts.copy()

@@ -199,3 +199,16 @@ def test_a_large_sliced_w2_split_between_the_helpers_is_the_whole_number(helper,
     )
     # POT's own single call (by quantile functions; each direction here by its exact 1D solver)
     assert job.result()[0] == pytest.approx(float(whole), rel=1e-9)
+
+
+def test_a_run_whose_w2_will_be_split_has_the_pictures_helper_import_pot_at_once(monkeypatch):
+    """From SPLIT_MIN nodes the pictures helper imports POT's parts when it starts (during the
+    fit), not when the target ends; below that it never needs them."""
+    monkeypatch.setenv(transport.ENV_SWITCH, "1")
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    probe = "'ot' in __import__('sys').modules"  # eval is picklable; the job runs in the helper
+    for nodes, loaded in ((transport.SPLIT_MIN - 1, False), (transport.SPLIT_MIN, True)):
+        transport.stop()
+        assert transport.start(nodes)
+        assert transport.submit_call(eval, probe, lane=transport.PICTURES).result() is loaded
+    transport.stop()

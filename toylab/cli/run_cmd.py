@@ -161,7 +161,7 @@ def main(args: argparse.Namespace) -> int:
     budget.check_gif_frames(config, options["scale"] or render.default_scale(config.bins))
     config.threads = runner.set_threads(config.threads)
     targets = build_targets(config)  # reads image files etc. before anything is written
-    transport.start()  # POT's import happens on another core while the fit runs
+    transport.start(config.nodes)  # POT's import happens on another core during the fit
     out = args.out if args.out is not None else rundir.default_out(config)
     rundir.check_new_out(out, args.force)
     run = Run(config, targets)
@@ -253,7 +253,7 @@ def resume(args: argparse.Namespace) -> int:
         budget.check_run(config, options["scale"])
         budget.check_gif_frames(config, options["scale"] or render.default_scale(config.bins))
         config.threads = runner.set_threads(config.threads)
-        transport.start()
+        transport.start(config.nodes)
         run = Run(config)
         frames, note = consistent_frames(out, stamp)
         try:

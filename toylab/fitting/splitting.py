@@ -348,11 +348,15 @@ def _merged_heap(
 
 
 # -- selection at last step's thresholds: from one step to the next the m-th largest and m-th
-# smallest counts rarely change (86 % and 99 % of steps at K = 10^6). Given both, the
-# candidates are the counts beyond them plus the lowest-index ties at them, found in two
-# branch-light passes (about half the heaps' time); a wrong guess is seen in the first pass and
-# the heaps select as before. The candidates are the same set either way, so are the pairs.
-THRESHOLD_SELECT_MIN = 1 << 15  # counts from which the guess is tried (a module knob: tests)
+# smallest counts rarely change (at K = 10^6, 68 % and 93 % of steps; when the m-th largest
+# changes it mostly grows, with fewer than 2 m counts above the old one). One pass (on every
+# thread, in slices) counts the values beyond each remembered threshold and at it, keeping
+# those beyond (while there is room) and the first m at it. If the threshold is still the m-th
+# value, the candidates are the kept values beyond it and the first ties; if it has been passed
+# by m or more kept values, they are found among those; else (it fell, or no room) the full
+# selection runs as before. The candidates are the same set either way, so are the pairs.
+THRESHOLD_SELECT_MIN = 1 << 15  # counts from which the hint is used (a module knob: tests)
+BEYOND_ROOM = 4  # values kept beyond a threshold per slice, in multiples of m (knob: tests)
 
 
 class SelectionHint:
@@ -364,59 +368,104 @@ class SelectionHint:
         self.low = math.nan
 
 
-@njit()
-def _select_at(
+@njit(parallel=True)
+def _gather_at(
     values: np.ndarray,
-    m: int,
-    t_top: float,
-    t_low: float,
-    top_k: np.ndarray,
-    top_i: np.ndarray,
-    low_k: np.ndarray,
-    low_i: np.ndarray,
-) -> tuple[int, int]:
-    """The m first by (-value, index) and by (value, index), as heaps, if t_top and t_low are
-    the m-th largest and m-th smallest values; (-1, -1) if they are not."""
-    above = at_top = below = at_low = 0
-    for n in range(values.shape[0]):
-        v = values[n]
-        above += v > t_top
-        at_top += v == t_top
-        below += v < t_low
-        at_low += v == t_low
-    if not (above < m <= above + at_top and below < m <= below + at_low):
-        return -1, -1
-    n_top = _gather(values, m, t_top, m - above, -1.0, top_k, top_i)
-    n_low = _gather(values, m, t_low, m - below, 1.0, low_k, low_i)
-    _heapify(top_k, top_i, n_top)
-    _heapify(low_k, low_i, n_low)
-    return n_top, n_low
+    thresholds: np.ndarray,
+    beyond_v: np.ndarray,
+    beyond_i: np.ndarray,
+    ties_i: np.ndarray,
+    sizes: np.ndarray,
+) -> None:
+    """Each of the beyond_v.shape[1] slices of `values`, for side 0 (above thresholds[0]) and
+    side 1 (below thresholds[1]): the values beyond the threshold kept in index order while
+    there is room, the indices of the first ties (as many as ties_i has room for), and in
+    sizes[side, slice] the number beyond and the number at the threshold."""
+    parts, tie_room = beyond_v.shape[1], ties_i.shape[2]
+    n = values.shape[0]
+    t_top, t_low = thresholds[0], thresholds[1]
+    for p in prange(parts):
+        above = at_top = below = at_low = 0
+        lo, hi = n * p // parts, n * (p + 1) // parts
+        for start in range(lo, hi, 64):  # blocks: counted without branches, most end there
+            end = min(start + 64, hi)
+            was = (above, at_top, below, at_low)
+            for k in range(start, end):
+                v = values[k]
+                above += v > t_top
+                at_top += v == t_top
+                below += v < t_low
+                at_low += v == t_low
+            keep_ties = (was[1] < tie_room and at_top > was[1]) or (
+                was[3] < tie_room and at_low > was[3]
+            )
+            if above == was[0] and below == was[2] and not keep_ties:
+                continue
+            _keep_block(values, start, end, t_top, t_low, p, was, beyond_v, beyond_i, ties_i)
+        sizes[0, p, 0], sizes[0, p, 1] = above, at_top
+        sizes[1, p, 0], sizes[1, p, 1] = below, at_low
 
 
 @njit()
-def _gather(
-    values: np.ndarray,
-    m: int,
+def _keep_block(values, start, end, t_top, t_low, p, was, beyond_v, beyond_i, ties_i) -> None:  # noqa: ANN001
+    """`_gather_at`'s stores for one block that holds values to keep (`was`: the counts
+    before it)."""
+    room, tie_room = beyond_v.shape[2], ties_i.shape[2]
+    above, at_top, below, at_low = was
+    for k in range(start, end):
+        v = values[k]
+        if v > t_top:
+            if above < room:
+                beyond_v[0, p, above] = v
+                beyond_i[0, p, above] = k
+            above += 1
+        elif v == t_top:
+            if at_top < tie_room:
+                ties_i[0, p, at_top] = k
+            at_top += 1
+        if v < t_low:
+            if below < room:
+                beyond_v[1, p, below] = v
+                beyond_i[1, p, below] = k
+            below += 1
+        elif v == t_low:
+            if at_low < tie_room:
+                ties_i[1, p, at_low] = k
+            at_low += 1
+
+
+def _first_at(
+    beyond_v: np.ndarray,
+    beyond_i: np.ndarray,
+    ties_i: np.ndarray,
+    sizes: np.ndarray,
     t: float,
-    ties: int,
+    m: int,
     sign: float,
-    keys: np.ndarray,
-    ids: np.ndarray,
-) -> int:
-    """The m values beyond t (above it for sign -1, below for +1) and the first `ties` equal
-    to it, in index order, as keys sign * value; stops once it has all m."""
-    found = 0
-    for n in range(values.shape[0]):
-        if found == m:
-            break
-        v = values[n]
-        if sign * v < sign * t or (v == t and ties > 0):
-            if v == t:
-                ties -= 1
-            keys[found] = sign * v
-            ids[found] = n
-            found += 1
-    return found
+    cap: int,
+) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """One side's m first by (sign * value, index), as a heap with room `cap`, from what
+    `_gather_at` kept; None if they are not all there."""
+    n_beyond, n_at = sizes[:, 0], sizes[:, 1]
+    total = int(n_beyond.sum())
+    if (n_beyond > beyond_v.shape[1]).any() or total + int(n_at.sum()) < m:
+        return None
+    keys = sign * np.concatenate([beyond_v[p, : n_beyond[p]] for p in range(n_beyond.size)])
+    index = np.concatenate([beyond_i[p, : n_beyond[p]] for p in range(n_beyond.size)])
+    if total < m:  # the threshold is still the m-th value: add its first ties
+        tie_room = ties_i.shape[1]
+        ties = np.concatenate([ties_i[p, : min(n_at[p], tie_room)] for p in range(n_at.size)])
+        keys = np.concatenate([keys, np.full(m - total, sign * t)])
+        index = np.concatenate([index, ties[: m - total]])
+    else:  # passed by m or more: the m first of those beyond it
+        kth = np.partition(keys, m - 1)[m - 1]
+        first = np.flatnonzero(keys < kth)
+        chosen = np.concatenate([first, np.flatnonzero(keys == kth)[: m - first.size]])
+        keys, index = keys[chosen], index[chosen]
+    out_k, out_i = np.empty(cap), np.empty(cap, dtype=np.int64)
+    out_k[:m], out_i[:m] = keys, index
+    _heapify(out_k, out_i, m)
+    return out_k, out_i, m
 
 
 def _plan_compiled(
@@ -427,7 +476,7 @@ def _plan_compiled(
     hint: SelectionHint | None = None,
 ) -> list[tuple[int, int]]:
     """Same pairs as `_plan_heap` (and `_plan_direct`), compiled; counts updated in place.
-    `hint` (kept by the caller between steps) lets large counts be selected at last step's
+    `hint` (kept by the caller between steps) lets large counts be selected near last step's
     thresholds."""
     out = np.empty((max_splits, 2), dtype=np.int64)
     total = float(counts.sum())
@@ -456,12 +505,23 @@ def _empty_heaps(cap: int) -> list[np.ndarray]:
 def _select_guessed(
     counts: np.ndarray, m: int, cap: int, hint: SelectionHint
 ) -> tuple[tuple, tuple] | None:
-    """The candidate heaps at the hint's thresholds; None when they are not this step's."""
-    heaps = _empty_heaps(cap)
-    n_top, n_low = _select_at(counts, m, hint.top, hint.low, *heaps)
-    if n_top < 0:
+    """The candidate heaps from one pass at the hint's thresholds; None when that pass does
+    not hold them."""
+    if not (hint.top == hint.top and hint.low == hint.low):  # no hint yet (nan)
         return None
-    return (heaps[0], heaps[1], n_top), (heaps[2], heaps[3], n_low)
+    parts = compiled.threads() if counts.shape[0] >= PARALLEL_SELECT_MIN else 1
+    room = BEYOND_ROOM * m
+    beyond_v = np.empty((2, parts, room))
+    beyond_i = np.empty((2, parts, room), dtype=np.int64)
+    ties_i = np.empty((2, parts, m), dtype=np.int64)
+    sizes = np.empty((2, parts, 2), dtype=np.int64)
+    thresholds = np.array([hint.top, hint.low])
+    _gather_at(counts, thresholds, beyond_v, beyond_i, ties_i, sizes)
+    top = _first_at(beyond_v[0], beyond_i[0], ties_i[0], sizes[0], hint.top, m, -1.0, cap)
+    if top is None:
+        return None
+    low = _first_at(beyond_v[1], beyond_i[1], ties_i[1], sizes[1], hint.low, m, 1.0, cap)
+    return None if low is None else (top, low)
 
 
 def _select_all(counts: np.ndarray, m: int, cap: int, parts: int) -> tuple[tuple, tuple]:
@@ -484,6 +544,8 @@ def _warm_up(methods: tuple[str, ...], distance: str, max_splits: int) -> None:
     """Load the planner's kernels if Split-and-Prune runs with enough splits to use them."""
     if "sp" in methods and max_splits >= _HEAP_THRESHOLD:
         _plan_compiled(np.array([0.0, 3.0, 1.0, 0.0, 2.0]), 8, 2.0, 0.5)
+        kept = [np.empty((2, 1, 2)), np.empty((2, 1, 2), dtype=np.int64)] * 2  # large K
+        _gather_at(np.array([0.0, 3.0]), np.array([2.0, 0.5]), *kept[:3], kept[3])
         if compiled.threads() >= 2:  # the parallel selection of large K
             values, sizes = np.array([0.0, 3.0, 1.0, 0.0]), np.empty((2, 2), dtype=np.int64)
             heaps = [np.empty((2, 2)), np.empty((2, 2), dtype=np.int64)] * 2
