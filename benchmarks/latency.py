@@ -170,6 +170,7 @@ for label, wall, c in rows:
         print(f"{'  GIF drawn by the helper':<48} {stream.usable!s:>8}")
 print(f"{'torch / POT imported by the run itself':<48} {'torch' in sys.modules!s:>8} {'ot' in sys.modules!s:>8}")
 print(f"{'total (after interpreter start)':<48} {time.perf_counter() - T0:>8.3f} {cpu():>8.3f}")
+import gc; gc.freeze()  # as the console script ends (see toylab.cli.console)
 """
 
 
