@@ -212,3 +212,13 @@ def test_a_run_whose_w2_will_be_split_has_the_pictures_helper_import_pot_at_once
         assert transport.start(nodes)
         assert transport.submit_call(eval, probe, lane=transport.PICTURES).result() is loaded
     transport.stop()
+
+
+def test_the_helpers_run_at_a_lower_priority_than_the_run(helper):
+    """While the fit runs, the run's own process gets the cores first; the helpers (whose
+    results are only needed at a target's end) take the time it leaves."""
+    import os
+
+    for lane in transport.LANES:
+        niceness = transport.submit_call(os.nice, 0, lane=lane, fallback=False).result()
+        assert niceness == min(19, os.nice(0) + transport.HELPER_NICENESS)

@@ -36,6 +36,7 @@ from densities import Density
 from toylab.lazy import as_numpy
 
 ENV_SWITCH = "TOYLAB_HELPERS"  # "0": no helper processes, the run does all the work itself
+HELPER_NICENESS = 10  # added to the helpers' niceness: the fit (the run's path) goes first
 
 METRICS, PICTURES = "metrics", "pictures"  # the lanes: W2 and the floors; the GIF's frames
 LANES = (METRICS, PICTURES)
@@ -175,6 +176,9 @@ def _serve(conn: Any, lane: str = METRICS) -> None:
     global _IN_HELPER
     _IN_HELPER = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "nice"):  # the run's own work first; the helpers take the idle time
+        with contextlib.suppress(OSError):
+            os.nice(HELPER_NICENESS)
     if lane == METRICS:
         _import_pot_parts()
 

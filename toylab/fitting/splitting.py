@@ -410,28 +410,26 @@ def _gather_at(
 def _keep_block(values, start, end, t_top, t_low, p, was, beyond_v, beyond_i, ties_i) -> None:  # noqa: ANN001
     """`_gather_at`'s stores for one block that holds values to keep (`was`: the counts
     before it)."""
+    _keep_side(values, start, end, t_top, -1.0, 0, p, was[0], was[1], beyond_v, beyond_i, ties_i)
+    _keep_side(values, start, end, t_low, 1.0, 1, p, was[2], was[3], beyond_v, beyond_i, ties_i)
+
+
+@njit()
+def _keep_side(values, start, end, t, sign, side, p, beyond, at, beyond_v, beyond_i, ties_i):  # noqa: ANN001
+    """One side of `_keep_block`: values beyond t (sign * value < sign * t) while there is
+    room, and the indices of ties while there is room for them."""
     room, tie_room = beyond_v.shape[2], ties_i.shape[2]
-    above, at_top, below, at_low = was
     for k in range(start, end):
         v = values[k]
-        if v > t_top:
-            if above < room:
-                beyond_v[0, p, above] = v
-                beyond_i[0, p, above] = k
-            above += 1
-        elif v == t_top:
-            if at_top < tie_room:
-                ties_i[0, p, at_top] = k
-            at_top += 1
-        if v < t_low:
-            if below < room:
-                beyond_v[1, p, below] = v
-                beyond_i[1, p, below] = k
-            below += 1
-        elif v == t_low:
-            if at_low < tie_room:
-                ties_i[1, p, at_low] = k
-            at_low += 1
+        if sign * v < sign * t:
+            if beyond < room:
+                beyond_v[side, p, beyond] = v
+                beyond_i[side, p, beyond] = k
+            beyond += 1
+        elif v == t:
+            if at < tie_room:
+                ties_i[side, p, at] = k
+            at += 1
 
 
 def _first_at(
