@@ -137,6 +137,25 @@ def test_numba_is_set_up_without_importing_scipy_linalg():
     assert proc.stdout.split() == ["[1]", "False", "2.0"]
 
 
+def test_a_numba_that_needs_scipy_linalg_at_set_up_still_loads():
+    """If a numba's set-up fails without scipy.linalg, it is set up again with it."""
+    proc = _python(
+        "import sys, numpy as np\n"
+        "from numba.core import base\n"
+        "original = base.BaseContext.refresh\n"
+        "def refresh(self):\n"
+        "    if sys.modules.get('scipy.linalg', 0) is None:\n"
+        "        raise ImportError('this numba wants scipy.linalg')\n"
+        "    return original(self)\n"
+        "base.BaseContext.refresh = refresh\n"
+        "from toylab.fitting.grid_index import GridIndex\n"
+        "index = GridIndex(np.array([[0.0, 0.0], [0.5, 0.5]]), 'l2')\n"
+        "print(index.query(np.array([[0.4, 0.45]])).tolist(), 'scipy.linalg' in sys.modules)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["[1]", "True"]
+
+
 def test_no_command_prints_the_usage_with_every_command():
     proc = _python("from toylab.cli import main; main([])")
     assert proc.returncode == 2

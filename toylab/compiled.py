@@ -70,12 +70,20 @@ def load_numba() -> Any:
     so scipy.linalg is made unimportable for that moment (numba then compiles np.vdot as a
     plain loop, the rest asks for BLAS again when compiled) and importable again after."""
     import numba
-    from numba.core.registry import cpu_target
 
+    try:
+        from numba.core.registry import cpu_target
+    except ImportError:  # another numba's layout: it loads its registries itself, as usual
+        return numba
     blocked = "scipy.linalg" not in sys.modules
     if blocked:
         sys.modules["scipy.linalg"] = None  # type: ignore[assignment]  # import -> ImportError
     try:
+        cpu_target.target_context.refresh()
+    except Exception:  # a numba that needs scipy.linalg here: load it with it, as usual
+        if blocked:
+            del sys.modules["scipy.linalg"]
+            blocked = False
         cpu_target.target_context.refresh()
     finally:
         if blocked:
