@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency
-    njit = None
+from toylab.compiled import njit
 
-
-def _jit(fn):
-    return njit(cache=True, nogil=True)(fn) if njit is not None else fn
+_jit = njit()  # toylab's one numba set-up: loaded on the first call, plain Python without numba
 
 
 @_jit
