@@ -4,10 +4,10 @@ import itertools
 
 import numpy as np
 import pytest
+from method_helpers import two_target_config
 
 import densities
 import toylab
-from toylab.config import RunConfig
 from toylab.kl_floors import allocation_kl, kl_optimal_allocation, largest_remainder
 from toylab.metrics import wasserstein
 from toylab.run import Run
@@ -94,19 +94,7 @@ class _Recording(Run):
 
 
 def _config(**extra):
-    return RunConfig(
-        **{
-            "targets": ["spiral", "blur_circles"],
-            "nodes": 200,
-            "steps": 70,
-            "batch": 9,
-            "frames": 2,
-            "bins": 24,
-            "methods": ["sp", "bsp"],
-            "seed": 4,
-        }
-        | extra
-    )
+    return two_target_config(["sp", "bsp"], 200, **extra)
 
 
 def test_a_runs_data_floor_is_computed_from_the_very_points_it_drew():

@@ -2,16 +2,14 @@
 
 import numpy as np
 import pytest
+from method_helpers import assert_beats_sp_beyond_the_seeds_spread, two_target_config
 
 import toylab
-from toylab.config import RunConfig
 from toylab.errors import ToylabError
 from toylab.fitting.methods import Settings
 from toylab.fitting.replay import ReplaySplitAndPrune
 from toylab.run import Run
 from toylab.store import statefile
-
-SMALL = dict(nodes=600, steps=1500, batch=10, bins=64, frames=0)
 
 
 def test_same_seed_same_nodes_different_seed_different_nodes():
@@ -55,20 +53,8 @@ def test_a_refit_moves_nodes_to_the_mean_of_their_buffered_points():
 
 
 def _config(**extra):
-    return RunConfig(
-        **{
-            "targets": ["spiral", "blur_circles"],
-            "nodes": 100,
-            "steps": 70,
-            "batch": 9,
-            "frames": 2,
-            "bins": 24,
-            "methods": ["sp", "replay"],
-            "replay_window": 3,  # 300 points: the ring wraps inside each target
-            "seed": 4,
-        }
-        | extra
-    )
+    # replay_window 3: 300 points, so the ring wraps inside each target
+    return two_target_config(["sp", "replay"], 100, replay_window=3, **extra)
 
 
 def test_interrupted_then_resumed_equals_uninterrupted():
@@ -95,13 +81,4 @@ def test_a_bad_window_is_one_line():
 
 
 def test_replay_beats_sp_by_more_than_the_seeds_spread():
-    # Paired by seed (same initial nodes, same data): the mean improvement must exceed three
-    # standard errors of the paired differences, so seed-to-seed noise cannot pass it.
-    diffs = []
-    for seed in range(5):
-        r = toylab.fit("qr", methods="sp,replay", seed=seed, **SMALL)
-        m = r.metrics["targets"][0]["methods"]
-        diffs.append(m["sp"]["kl"] - m["replay"]["kl"])
-    diffs = np.array(diffs)
-    stderr = diffs.std(ddof=1) / np.sqrt(diffs.size)
-    assert diffs.mean() > 3 * stderr and diffs.mean() > 0
+    assert_beats_sp_beyond_the_seeds_spread("replay")
