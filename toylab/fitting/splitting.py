@@ -337,12 +337,33 @@ def _merged_heap(
     keys: np.ndarray, ids: np.ndarray, sizes: np.ndarray, m: int, cap: int
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """The m first (key, index) pairs of the slices' candidates, as a heap with room `cap`."""
-    k = np.concatenate([keys[p, : sizes[p]] for p in range(keys.shape[0])])
-    i = np.concatenate([ids[p, : sizes[p]] for p in range(ids.shape[0])])
-    first = np.lexsort((i, k))[:m]
+    k, i = _joined(keys, sizes), _joined(ids, sizes)
+    return _heap_of(*_first(k, i, min(m, k.size)), cap)
+
+
+def _joined(parts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The filled start of each slice's row, in slice order."""
+    return np.concatenate([parts[p, : sizes[p]] for p in range(sizes.size)])
+
+
+def _first(keys: np.ndarray, index: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The m first (key, index) pairs (in no particular order): every key below the m-th
+    smallest, then the lowest indices among the keys equal to it."""
+    if m == 0:
+        return keys[:0], index[:0]
+    kth = np.partition(keys, m - 1)[m - 1]
+    below = np.flatnonzero(keys < kth)
+    ties = np.flatnonzero(keys == kth)
+    ties = ties[np.argsort(index[ties], kind="stable")[: m - below.size]]
+    chosen = np.concatenate([below, ties])
+    return keys[chosen], index[chosen]
+
+
+def _heap_of(keys: np.ndarray, index: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """These candidates as a heap with room `cap` for the replay's pushes."""
+    n = keys.size
     out_k, out_i = np.empty(cap), np.empty(cap, dtype=np.int64)
-    n = first.size
-    out_k[:n], out_i[:n] = k[first], i[first]
+    out_k[:n], out_i[:n] = keys, index
     _heapify(out_k, out_i, n)
     return out_k, out_i, n
 
@@ -448,22 +469,13 @@ def _first_at(
     total = int(n_beyond.sum())
     if (n_beyond > beyond_v.shape[1]).any() or total + int(n_at.sum()) < m:
         return None
-    keys = sign * np.concatenate([beyond_v[p, : n_beyond[p]] for p in range(n_beyond.size)])
-    index = np.concatenate([beyond_i[p, : n_beyond[p]] for p in range(n_beyond.size)])
+    keys, index = sign * _joined(beyond_v, n_beyond), _joined(beyond_i, n_beyond)
     if total < m:  # the threshold is still the m-th value: add its first ties
-        tie_room = ties_i.shape[1]
-        ties = np.concatenate([ties_i[p, : min(n_at[p], tie_room)] for p in range(n_at.size)])
-        keys = np.concatenate([keys, np.full(m - total, sign * t)])
-        index = np.concatenate([index, ties[: m - total]])
-    else:  # passed by m or more: the m first of those beyond it
-        kth = np.partition(keys, m - 1)[m - 1]
-        first = np.flatnonzero(keys < kth)
-        chosen = np.concatenate([first, np.flatnonzero(keys == kth)[: m - first.size]])
-        keys, index = keys[chosen], index[chosen]
-    out_k, out_i = np.empty(cap), np.empty(cap, dtype=np.int64)
-    out_k[:m], out_i[:m] = keys, index
-    _heapify(out_k, out_i, m)
-    return out_k, out_i, m
+        ties = _joined(ties_i, np.minimum(n_at, ties_i.shape[1]))[: m - total]
+        return _heap_of(
+            np.concatenate([keys, np.full(m - total, sign * t)]), np.concatenate([index, ties]), cap
+        )
+    return _heap_of(*_first(keys, index, m), cap)  # passed by m or more: the first of those
 
 
 def _plan_compiled(
