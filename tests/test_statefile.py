@@ -52,3 +52,25 @@ def test_what_cannot_be_saved_or_read_is_refused():
     for junk in (b"", b"PK\x03\x04 not a zip", np.random.default_rng(0).bytes(3000)):
         with pytest.raises(statefile.StateFileError):
             statefile.loads(junk)
+
+
+def test_the_frame_store_gives_back_what_it_was_given_the_last_one_without_decompressing():
+    """HistStore keeps every frame compressed and the last one also as it is: indexing gives
+    the same counts either way, the caller's later changes never reach the store, the kept one
+    is read-only, and truncating forgets it."""
+    from toylab.store.frames import HistStore
+
+    rng = np.random.default_rng(2)
+    frames = [rng.integers(0, 9, (2, 5, 5)).astype(np.uint16) for _ in range(3)]
+    store = HistStore()
+    for f in frames:
+        store.append(f)
+    frames[2][0, 0, 0] = 99  # the caller reuses its array
+    assert store._last is not None and store[2] is store._last and store[-1] is store._last
+    assert not store[2].flags.writeable and store[2][0, 0, 0] != 99
+    store._last = None  # from here on, from the compressed copies only
+    assert all(np.array_equal(store[i], f) for i, f in enumerate(frames[:2]))
+    assert store[2][0, 0, 0] != 99
+    store.append(frames[0])
+    del store[1:]
+    assert len(store) == 1 and np.array_equal(store[0], frames[0]) and store._last is None

@@ -134,9 +134,9 @@ def wasserstein(
 ) -> tuple[float, str]:
     """W2 distance (in domain units) between the nodes and the density, and which estimate:
     "exact" (ot.emd2 on squared Euclidean costs) or "sliced" (sliced W2 as
-    ot.sliced_wasserstein_distance defines it, p = 2, `projections` directions (default `sliced_projections(K)`) drawn with `seed`;
-    sliced W2 is smaller than W2, 1/sqrt(2) of it for a translation in 2D, so compare like
-    with like)."""
+    ot.sliced_wasserstein_distance defines it, p = 2, along `projections` directions (default
+    `sliced_projections(K)`) drawn with `seed`; sliced W2 is smaller than W2, 1/sqrt(2) of it
+    for a translation in 2D, so compare like with like)."""
     return wasserstein_arrays(_as_numpy(nodes), density.array, exact_max_pairs, projections, seed)
 
 

@@ -39,18 +39,25 @@ FRAMES_FILE = "frames.npz"
 
 
 class HistStore:
-    """A list of equal-shape count arrays kept zlib-compressed; indexing decompresses one."""
+    """A list of equal-shape count arrays kept zlib-compressed; indexing decompresses one,
+    except the last appended, which is also kept as it is (read-only): it is read at once
+    (the GIF's helper is sent each frame as it is recorded), and would be decompressed again."""
 
     def __init__(self, arrays: Any = ()):
         self._blobs: list[tuple[tuple[int, ...], str, bytes]] = []
+        self._last: np.ndarray | None = None
         for a in arrays:
             self.append(a)
 
     def append(self, array: np.ndarray) -> None:
-        a = np.ascontiguousarray(array)
+        a = np.array(array, order="C")  # a copy: the caller's array may change later
+        a.flags.writeable = False
         self._blobs.append((a.shape, a.dtype.str, zlib.compress(a.tobytes(), 1)))
+        self._last = a
 
     def _get(self, i: int) -> np.ndarray:
+        if self._last is not None and i in (-1, len(self._blobs) - 1):
+            return self._last
         shape, dtype, blob = self._blobs[i]
         return np.frombuffer(bytearray(zlib.decompress(blob)), dtype=dtype).reshape(shape)
 
@@ -61,6 +68,7 @@ class HistStore:
 
     def __delitem__(self, i: int | slice) -> None:
         del self._blobs[i]
+        self._last = None
 
     def __len__(self) -> int:
         return len(self._blobs)
