@@ -444,3 +444,33 @@ def test_neural_split_and_prune_keeps_every_head_alive():
         low[split] = share[0].min() * 16  # the least used first-layer head, in units of 1/K
     assert low[True] >= 0.4  # Split-and-Prune keeps first-layer heads near 1/K ...
     assert low[False] < 0.4  # ... which without it they are not (a head starves)
+
+
+def test_neural_grid_features_are_read_at_the_parent_point():
+    """The grids give each layer local capacity: a grid vertex moves only the candidates of
+    parents within one grid cell of it (bilinear reads, x along columns, y along rows)."""
+    import torch
+
+    from toylab.fitting.tree.neural import NeuralTree
+
+    set_threads(None)
+    net = NeuralTree(8, 2, np.random.default_rng(3), width=16, feat=4, grid=(16,), grid_feat=2)
+    data, density = np.random.default_rng(4), densities.get("eight_gaussians", 32)
+    for t in range(40):  # spread the first layer's points over the square
+        net.step(density.sample(256, data), t, 40)
+    parents = net.table().positions[0]  # the 8 first-layer points: layer 1 reads its grid there
+    before = net.table().positions[1].reshape(8, 8, 2)
+    res = 16
+    step = 2.0 / (res - 1)  # grid spacing with align_corners
+    col, row = np.rint((parents[0] + 1.0) / step).astype(int)  # the vertex nearest parent 0
+    with torch.no_grad():
+        net.nets[1].grids[0][0, :, row, col] += 5.0
+    net._table = None
+    after = net.table().positions[1].reshape(8, 8, 2)
+    vertex = np.array([col, row]) * step - 1.0
+    moved = np.abs(after - before).max(axis=(1, 2)) > 0
+    near = (np.abs(parents - vertex) < step).all(axis=1)  # inside the vertex's four cells
+    assert moved[0] and near[0]
+    assert (~near).any()  # the check below is not empty
+    assert not moved[~near].any()
+    assert np.array_equal(net.table().positions[0], parents)  # layer 0 has no grid

@@ -1,7 +1,9 @@
 """The neural hierarchical DDN: a network per layer proposes the K candidates, as in the paper.
 
-Layer l is an MLP (2 x `width` SiLU) reading Fourier features of the point chosen above and a
-feature carried down from the layer above: tanh(the layer's own feature output + a learned
+Layer l is an MLP (2 x `width` SiLU) reading Fourier features of the point chosen above, the
+features of learned multiresolution grids at that point (16^2 to 128^2 cells, 8 features each,
+bilinear: a neural field's local capacity, which Fourier features alone lack at hard edges) and
+a feature carried down from the layer above: tanh(the layer's own feature output + a learned
 embedding of the chosen head index), the paper's carried feature map. It outputs K offsets
 (and, optionally, K prior logits) and that feature. Candidate k = previous point +
 s_l tanh(offset_k), s_l a learned per-layer scale starting at ratio^l, ratio = 1.27 / sqrt(K).
@@ -53,6 +55,12 @@ OPTIONS = {
     "path": False,  # layer l also reads the one-hot code of the chosen indices above it
     "sibs": False,  # layer l also reads the chosen node's siblings relative to it (its cell)
     "experts": 0,  # e > 0: layers below e have K^e weight sets, one per choice of the first e
+    # learned feature grids over the square, read (bilinearly) at the point chosen above: the
+    # local capacity that places leaves at hard edges (checkerboard 0.19 -> 0.03, QR 0.67 -> 0.25
+    # at 1,500 steps; benchmarks/README.md, "third pass"); () for none
+    "grid": (16, 32, 64, 128),
+    "grid_feat": 8,  # features per grid
+    "grid_from": 1,  # the layers from this one read the grids (layer 0 reads only the origin)
 }
 
 
@@ -86,7 +94,11 @@ class _Layer(nn.Module):
         self.residual = bool(opt["residual"])
         self.logits = bool(opt["logits"])
         self.sibs = 2 * k if opt["sibs"] else 0
-        self.inp = _GLinear(groups, 4 * self.freqs + 2 + feat + self.sibs, width)
+        res = tuple(opt["grid"]) if level >= int(opt["grid_from"]) else ()
+        gf = int(opt["grid_feat"])
+        self.grids = nn.ParameterList([nn.Parameter(torch.zeros(1, gf, r, r)) for r in res])
+        n_in = 4 * self.freqs + 2 + feat + self.sibs + gf * len(res)
+        self.inp = _GLinear(groups, n_in, width)
         self.hidden = nn.ModuleList(
             [_GLinear(groups, width, width) for _ in range(int(opt["depth"]) - 1)]
         )
@@ -98,6 +110,11 @@ class _Layer(nn.Module):
         freqs = (2.0 ** torch.arange(self.freqs, dtype=prev.dtype, device=prev.device)) * math.pi
         angles = (prev[:, :, None] * freqs).flatten(1)
         parts = [prev, angles.sin(), angles.cos(), feat]
+        if len(self.grids):  # each grid's features at prev: (rows, grid_feat)
+            where = prev.view(1, -1, 1, 2)
+            for g in self.grids:
+                got = nn.functional.grid_sample(g, where, align_corners=True, padding_mode="border")
+                parts.append(got[0, :, :, 0].t())
         if self.sibs:
             parts.append(sibs if sibs is not None else prev.new_zeros(prev.shape[0], self.sibs))
         h = self.inp(torch.cat(parts, 1))
@@ -156,6 +173,7 @@ class NeuralTree:
         with torch.no_grad():
             for name, p in self.nets.named_parameters():  # initialised from our own stream
                 bound = 0.05 if name.endswith("bias") else 1.0 / math.sqrt(p.shape[-1])
+                bound = 1e-4 if ".grids." in name else bound  # grids start near 0 (Instant-NGP)
                 p.copy_(torch.empty(p.shape).uniform_(-bound, bound, generator=self.gen))
         self.nets.to(self.device)
         self.log_scale = nn.Parameter(
