@@ -460,3 +460,15 @@ def test_selection_near_last_steps_thresholds_makes_the_same_pairs(monkeypatch):
             assert np.array_equal(fast, direct)
             if m < counts.size:
                 assert (hint.top, hint.low) == right
+
+
+def test_planner_warm_up_loads_the_kernel_the_fit_calls():
+    """The warm-up compiles (or loads) the selection at last step's thresholds with the very
+    argument types a large fit passes: the fit's first guessed selection adds no signature."""
+    splitting._warm_up(("sp",), "l1", 64)
+    before = list(splitting._gather_at.signatures)
+    counts = np.random.default_rng(5).integers(0, 9, splitting.THRESHOLD_SELECT_MIN).astype(float)
+    hint = splitting.SelectionHint()
+    splitting._plan_compiled(counts.copy(), 64, 2.0, 0.5, hint)  # sets the hint
+    splitting._plan_compiled(counts, 64, 2.0, 0.5, hint)  # the guessed selection
+    assert before and splitting._gather_at.signatures == before

@@ -554,8 +554,9 @@ def _warm_up(methods: tuple[str, ...], distance: str, max_splits: int) -> None:
     """Load the planner's kernels if Split-and-Prune runs with enough splits to use them."""
     if "sp" in methods and max_splits >= _HEAP_THRESHOLD:
         _plan_compiled(np.array([0.0, 3.0, 1.0, 0.0, 2.0]), 8, 2.0, 0.5)
-        kept = [np.empty((2, 1, 2)), np.empty((2, 1, 2), dtype=np.int64)] * 2  # large K
-        _gather_at(np.array([0.0, 3.0]), np.array([2.0, 0.5]), *kept[:3], kept[3])
+        hint = SelectionHint()  # large K: the one pass at last step's thresholds, called
+        hint.top, hint.low = 2.0, 0.5  # as the fit calls it (the same argument types)
+        _select_guessed(np.array([0.0, 3.0, 1.0, 0.0, 2.0]), 2, 8, hint)
         if compiled.threads() >= 2:  # the parallel selection of large K
             values, sizes = np.array([0.0, 3.0, 1.0, 0.0]), np.empty((2, 2), dtype=np.int64)
             heaps = [np.empty((2, 2)), np.empty((2, 2), dtype=np.int64)] * 2
