@@ -150,6 +150,12 @@ def checkpoint_every(args: argparse.Namespace, saved: dict | None = None) -> flo
     return float(value)
 
 
+def check_memory(config: RunConfig, options: dict) -> None:
+    """What the run and its GIF would hold, against the available memory (before any work)."""
+    budget.check_run(config, options["scale"])
+    budget.check_gif_frames(config, options["scale"] or render.default_scale(config.bins))
+
+
 def main(args: argparse.Namespace) -> int:
     if args.resume is not None:
         return resume(args)
@@ -157,8 +163,7 @@ def main(args: argparse.Namespace) -> int:
     options = gif_options(args)
     every = checkpoint_every(args)
     budget.check_threads(config.threads)
-    budget.check_run(config, options["scale"])
-    budget.check_gif_frames(config, options["scale"] or render.default_scale(config.bins))
+    check_memory(config, options)
     config.threads = runner.set_threads(config.threads)
     targets = build_targets(config)  # reads image files etc. before anything is written
     transport.start(config.nodes)  # POT's import happens on another core during the fit
@@ -250,8 +255,7 @@ def resume(args: argparse.Namespace) -> int:
         saved_gif = saved.get("gif")
         options = gif_options(args, saved_gif if isinstance(saved_gif, dict) else None)
         every = checkpoint_every(args, saved)
-        budget.check_run(config, options["scale"])
-        budget.check_gif_frames(config, options["scale"] or render.default_scale(config.bins))
+        check_memory(config, options)
         config.threads = runner.set_threads(config.threads)
         transport.start(config.nodes)
         run = Run(config)
