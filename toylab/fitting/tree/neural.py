@@ -172,8 +172,10 @@ class NeuralTree:
         self.nets = nn.ModuleList([_Layer(k, width, feat, opt, lv) for lv in range(layers)])
         with torch.no_grad():
             for name, p in self.nets.named_parameters():  # initialised from our own stream
-                bound = 0.05 if name.endswith("bias") else 1.0 / math.sqrt(p.shape[-1])
-                bound = 1e-4 if ".grids." in name else bound  # grids start near 0 (Instant-NGP)
+                if ".grids." in name:  # feature grids start near 0, as in Instant-NGP
+                    bound = 1e-4
+                else:
+                    bound = 0.05 if name.endswith("bias") else 1.0 / math.sqrt(p.shape[-1])
                 p.copy_(torch.empty(p.shape).uniform_(-bound, bound, generator=self.gen))
         self.nets.to(self.device)
         self.log_scale = nn.Parameter(
