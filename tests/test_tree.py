@@ -187,8 +187,11 @@ def tables_equal(a: TreeTable, b: TreeTable) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(a.positions, b.positions, strict=True))
 
 
-@pytest.mark.parametrize("form", ["points", "neural"])
-def test_save_and_resume_is_bit_exact(tmp_path, form):
+@pytest.mark.parametrize(
+    ("form", "stop"), [("points", 27), ("neural", 27), ("neural", 36)], ids=str
+)
+def test_save_and_resume_is_bit_exact(tmp_path, form, stop):
+    """Stopped inside the second target (at 36 the neural DDN is in its polish phase)."""
     set_threads(None)  # as the CLI and toylab.fit do (one thread is fastest for small steps)
     cfg = RunConfig(
         targets=["spiral", "checkerboard"],
@@ -208,7 +211,9 @@ def test_save_and_resume_is_bit_exact(tmp_path, form):
     full.advance()
     part = Run(cfg)
     calls = iter(range(10**6))
-    part.advance(should_stop=lambda: next(calls) >= 27)  # stop inside the second target
+    part.advance(should_stop=lambda: next(calls) >= stop)
+    if form == "neural":  # the stop lands before, then inside, the polish
+        assert (part.methods["tree"].model._polish is not None) == (stop == 36)
     write_checkpoint(tmp_path / "checkpoint.pt", part.state_dict())  # the run directory's file
     state = read_checkpoint(tmp_path)
     resumed = Run(cfg)
@@ -474,3 +479,42 @@ def test_neural_grid_features_are_read_at_the_parent_point():
     assert (~near).any()  # the check below is not empty
     assert not moved[~near].any()
     assert np.array_equal(net.table().positions[0], parents)  # layer 0 has no grid
+
+
+def test_neural_polish_fits_the_leaves_with_the_layers_above_frozen():
+    """The polish (the last steps) trains the last layer alone: the layers above do not move,
+    the leaves end nearer their points' centroids than the same training without it, and the
+    prior is the recount of the ring's points under the final leaves."""
+    from toylab.fitting.tree.neural import NeuralTree
+
+    set_threads(None)
+    density = densities.get("spiral", 64)
+    steps, k, offset = 120, 8, {}
+    fresh = density.sample(100_000, np.random.default_rng(9))
+    for polish in (0.0, 0.5):
+        data = np.random.default_rng(1)
+        net = NeuralTree(
+            k, 2, np.random.default_rng(0), width=32, feat=8, polish=polish, polish_points=4096
+        )
+        for t in range(steps):
+            if t == steps // 2:
+                upper = net.table().positions[0].copy()
+            net.step(density.sample(512, data), t, steps)
+        table = net.table()
+        if polish:
+            assert np.array_equal(table.positions[0], upper)
+            ring = net._polish["ring"][: net._polish["filled"]]
+            assert len(ring) == 4096  # the newest points, the oldest dropped
+            leaf = nearest_children(table.positions, k, ring)[:, -1]
+            recount = np.bincount(leaf, minlength=k * k) / len(ring)
+            np.testing.assert_allclose(table.leaf_mass(), recount, rtol=1e-12, atol=1e-15)
+        leaf = nearest_children(table.positions, k, fresh)[:, -1]
+        n = np.bincount(leaf, minlength=k * k).astype(float)
+        cen = np.stack([np.bincount(leaf, fresh[:, i], k * k) for i in (0, 1)], 1)
+        cen = cen / np.maximum(n, 1)[:, None]
+        offset[polish] = np.sqrt((n * ((table.leaves - cen) ** 2).sum(1)).sum() / n.sum())
+        # a centroid taken from the ring's m_i = 4096 n_i / N points of leaf i misses the true
+        # one by its points' variance / m_i (both axes): mass-weighted, sum_i var_i / 4096
+        spread = ((fresh - cen[leaf]) ** 2).sum(1)
+        floor = np.sqrt((np.bincount(leaf, spread, k * k)[n > 0] / n[n > 0]).sum() / 4096)
+    assert offset[0.5] < 2 * floor < offset[0.0], (offset, floor)

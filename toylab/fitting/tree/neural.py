@@ -19,6 +19,16 @@ Split-and-Prune on each layer's head counts copies head i's output rows, its ind
 with a tiny jitter so the two can separate. Sampling follows the learned prior p(k | parent)
 (each node's decayed use by the data). The whole tree is enumerated (K^L paths) into a
 TreeTable for sampling and guides.
+
+The polish, the last `polish` fraction of a target's steps: the layers above the last are
+frozen (their nodes and the last layer's inputs computed once) and the last layer alone is
+fitted Lloyd-style: each leaf is regressed onto the centroid of its points in a ring of the
+newest `polish_points` points (re-assigned every `polish_every` steps), weighted by its count
+to the power `polish_power`, with Adam steps of its own. The loss of the main phase moves a
+leaf by one batch's noisy mean; the polish targets the mean of a million points, which puts
+the "sliver" leaves at a curved edge back inside the stroke (spiral 0.34 -> 0.025 at 1,500
+steps; benchmarks/README.md, "fourth pass"). The prior is then the ring's recount under the
+final leaves, the maximum-likelihood prior of the final tree.
 """
 
 from __future__ import annotations
@@ -61,6 +71,17 @@ OPTIONS = {
     "grid": (16, 32, 64, 128),
     "grid_feat": 8,  # features per grid
     "grid_from": 1,  # the layers from this one read the grids (layer 0 reads only the origin)
+    # the last `polish` fraction of a target's steps fits the last layer alone, Lloyd-style:
+    # the leaves are regressed onto the centroids of their points in a ring of the latest
+    # `polish_points` points (re-assigned every `polish_every` steps), `polish_adam` Adam steps
+    # of their own (lr `polish_lr`, cosine to a tenth) per step, each leaf weighted by
+    # count^`polish_power`; the prior is the ring's recount (benchmarks/README.md, fourth pass)
+    "polish": 0.5,
+    "polish_points": 1 << 20,
+    "polish_every": 25,
+    "polish_adam": 4,
+    "polish_lr": 3e-3,
+    "polish_power": 0.5,
 }
 
 
@@ -191,6 +212,7 @@ class NeuralTree:
         self.feat = feat
         self._table: TreeTable | None = None
         self._table_prior = self.prior
+        self._polish: dict | None = None  # the polish phase's state (see _begin_polish)
 
     @property
     def parameters(self) -> int:
@@ -202,6 +224,7 @@ class NeuralTree:
         for u in self.usage:
             u[:] = 0
         self.splits = [0] * self.n_layers
+        self._polish = None
 
     def _candidates(self, level: int, prev, feat, path=None, sibs=None):
         offsets, logits, base = self.nets[level](prev, feat, path, sibs)
@@ -214,11 +237,13 @@ class NeuralTree:
         lr = self.lr * (end + (1 - end) * 0.5 * (1 + math.cos(math.pi * frac)))
         return lr * min(1.0, (t + 1) / (warm * total)) if warm > 0 else lr
 
-    def _expand(self, grad: bool):
+    def _expand(self, grad: bool, stop: int | None = None):
         """Run every layer over every node of the layer above (1, K, ..., K^(L-1) rows): per
         layer the (K^l, K, 2) candidates, the prior logits and the scale. A point's network
         input is a function of its path only, so this is the batch's forward pass computed
-        once per distinct parent (and for the parents no point reached)."""
+        once per distinct parent (and for the parents no point reached). With `stop`, the
+        layers above it only, and the list ends with layer `stop`'s inputs
+        (prev, feat, path, sibs)."""
         prev = torch.zeros(1, 2, device=self.device)
         feat = torch.zeros(1, self.feat, device=self.device)
         sibs = None
@@ -229,6 +254,9 @@ class NeuralTree:
                 ids = torch.arange(self.k**level, device=self.device)
                 powers = self.k ** torch.arange(level - 1, -1, -1, device=self.device)
                 path = (ids[:, None] // powers) % self.k
+            if level == stop:
+                out.append((prev, feat, path, sibs))
+                break
             cands, logits, base, scale = self._candidates(level, prev, feat, path, sibs)
             out.append((cands, logits, scale))
             if level == self.n_layers - 1:
@@ -253,6 +281,8 @@ class NeuralTree:
         candidate needs only the count and the sum of the points that chose it (and, for the
         pull, of those that reached its parent), so it is computed per node, not per point."""
         self._table = None
+        if t >= total - self._polish_steps(total):
+            return self._polish_step(points, t, total)
         for group in self.optimizer.param_groups:  # cosine from lr to lr * lr_end
             group["lr"] = self._lr(t, total)
         expanded = self._expand(grad=True)
@@ -292,6 +322,90 @@ class NeuralTree:
             for i, j in pairs:
                 self._copy_head(level, i, j)
             self.splits[level] += len(pairs)
+        return chosen
+
+    # -- the polish: the last layer alone, regressed onto its leaves' centroids -------------
+    def _polish_steps(self, total: int) -> int:
+        return round(float(self.opt["polish"]) * total)
+
+    def _begin_polish(self) -> None:
+        """Freeze the layers above the last: their nodes and the last layer's inputs are
+        computed once; the ring of points starts empty; the last layer gets its own Adam."""
+        last = self.n_layers - 1
+        with torch.no_grad():
+            *upper, inputs = self._expand(grad=False, stop=last)
+            flat = [c.reshape(-1, 2).double().cpu().numpy() for c, _, _ in upper]
+        cap = int(self.opt["polish_points"])
+        self._polish = {
+            "inputs": inputs,
+            "upper": np.concatenate(flat) if flat else np.zeros((0, 2)),
+            "ring": np.zeros((cap, 2)),
+            "filled": 0,
+            "at": 0,
+            "optimizer": torch.optim.Adam(self.nets[last].parameters(), lr=self.opt["polish_lr"]),
+            "weights": None,
+            "centroids": None,
+        }
+
+    def _leaves(self, grad: bool = False) -> torch.Tensor:
+        """The (K^(L-1), K, 2) leaves from the frozen layers' cached inputs."""
+        prev, feat, path, sibs = self._polish["inputs"]
+        scale = self.log_scale[self.n_layers - 1].detach().exp()
+        with torch.set_grad_enabled(grad):
+            offsets, _, _ = self.nets[-1](prev, feat, path, sibs)
+            return prev[:, None, :] + scale * torch.tanh(offsets)
+
+    def _descend_all(self, points: np.ndarray):
+        leaves = self._leaves().reshape(-1, 2).double().cpu().numpy()
+        flat = np.concatenate([self._polish["upper"], leaves])
+        offsets = np.cumsum([0] + [self.k ** (lv + 1) for lv in range(self.n_layers)])
+        return _descend(flat, offsets.astype(np.int64), self.k, points, "l2")
+
+    def _assign_ring(self) -> None:
+        """Each leaf's centroid and weight from the ring's points; the prior is their recount."""
+        pol = self._polish
+        _, sums, hits = self._descend_all(pol["ring"][: pol["filled"]])
+        offsets = np.cumsum([0] + [self.k ** (lv + 1) for lv in range(self.n_layers)])
+        for level in range(self.n_layers):
+            self.usage[level][:] = hits[offsets[level] : offsets[level + 1]]
+        a = offsets[-2]
+        h = torch.as_tensor(hits[a:], dtype=torch.float32, device=self.device).view(-1, self.k)
+        sm = torch.as_tensor(sums[a:], dtype=torch.float32, device=self.device)
+        w = torch.where(h > 0, h.clamp(min=1.0) ** float(self.opt["polish_power"]), 0.0)
+        pol["weights"] = w / w.sum()
+        pol["centroids"] = sm.view(-1, self.k, 2) / h.clamp(min=1.0)[..., None]
+
+    def _polish_step(self, points: np.ndarray, t: int, total: int) -> np.ndarray:
+        """One step of the polish: the batch joins the ring (the oldest points leave), the
+        centroids are re-taken every `polish_every` steps, then `polish_adam` Adam steps."""
+        n = self._polish_steps(total)
+        start = total - n
+        if t == start or self._polish is None:
+            self._begin_polish()
+        pol = self._polish
+        chosen = self._descend_all(points)[0]
+        ring, cap = pol["ring"], pol["ring"].shape[0]
+        take = points[-cap:]
+        idx = (pol["at"] + np.arange(take.shape[0])) % cap
+        ring[idx] = take
+        pol["at"] = int((pol["at"] + take.shape[0]) % cap)
+        pol["filled"] = min(cap, pol["filled"] + take.shape[0])
+        if (t - start) % int(self.opt["polish_every"]) == 0 or pol["weights"] is None:
+            self._assign_ring()
+        frac = (t - start) / max(n, 1)
+        lr = float(self.opt["polish_lr"]) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        opt = pol["optimizer"]
+        for group in opt.param_groups:
+            group["lr"] = lr
+        w, m = pol["weights"], pol["centroids"]
+        s2 = self.log_scale[-1].detach().exp() ** 2
+        for _ in range(int(self.opt["polish_adam"])):
+            loss = (w * ((self._leaves(grad=True) - m) ** 2).sum(2)).sum() / s2
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if t == total - 1:  # the prior matches the final leaves
+            self._assign_ring()
         return chosen
 
     @torch.no_grad()
@@ -348,6 +462,19 @@ class NeuralTree:
             "splits": list(self.splits),
             "gen": self.gen.get_state(),
             "usage": [torch.from_numpy(u.copy()) for u in self.usage],
+            "polish": self._polish_state(),
+        }
+
+    def _polish_state(self) -> dict | None:
+        pol = self._polish
+        if pol is None:
+            return None
+        return {
+            "ring": torch.from_numpy(pol["ring"][: pol["filled"]].copy()),
+            "at": pol["at"],
+            "optimizer": pol["optimizer"].state_dict(),
+            "weights": pol["weights"].cpu().clone(),
+            "centroids": pol["centroids"].cpu().clone(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -362,3 +489,14 @@ class NeuralTree:
         for u, v in zip(self.usage, state["usage"], strict=True):
             u[:] = v.numpy()
         self._table = None
+        self._polish = None
+        saved = state.get("polish")  # absent from checkpoints made before the polish
+        if saved is not None:  # the frozen layers' inputs are recomputed from the loaded nets
+            self._begin_polish()
+            pol = self._polish
+            ring = saved["ring"].numpy()
+            pol["ring"][: ring.shape[0]] = ring
+            pol["filled"], pol["at"] = ring.shape[0], int(saved["at"])
+            pol["optimizer"].load_state_dict(saved["optimizer"])
+            pol["weights"] = saved["weights"].to(self.device)
+            pol["centroids"] = saved["centroids"].to(self.device)
