@@ -16,7 +16,13 @@ from toylab.cli import main
 DATA = Path(__file__).parent / "data"
 
 # Recorded with the code of commit 46c13b8 (before the house moved); each digest covers the
-# final nodes, metrics.json without timings, the KL log and every array of frames.npz.
+# final nodes, metrics.json without timings, the KL log and every array of frames.npz. Each
+# config has one digest per kind of CPU: the first from the machines of the pins (AVX-512),
+# the second from the pin-era commit 3fcc3fc re-run on an AVX2-only AMD EPYC (2026-12-07).
+# The procedural targets use numpy's float64 sin, cos and exp, whose vectorized code differs
+# with the CPU's features in the last bit (numpy's own dispatch, so NPY_DISABLE_CPU_FEATURES
+# and NUMBA_CPU_NAME=generic change nothing on the AVX2 machine); checkerboard, which needs
+# none of them, has the same digest on both.
 PINNED = {
     "all4_spiral": (
         dict(
@@ -29,7 +35,7 @@ PINNED = {
             bins=40,
             seed=3,
         ),
-        "ae371f82943faf2d",
+        ("ae371f82943faf2d", "c956ab721ca1b785"),
     ),
     "sequence_adam": (
         dict(
@@ -45,7 +51,7 @@ PINNED = {
             eval_every=50,
             seed=1,
         ),
-        "349bbc8ab0cfb571",
+        ("349bbc8ab0cfb571", "2174df53e4210d69"),
     ),
     "soft_kdtree": (
         dict(
@@ -60,7 +66,7 @@ PINNED = {
             beta_schedule="cosine",
             seed=2,
         ),
-        "9b4286083ec4aa3c",
+        ("9b4286083ec4aa3c", "f051774c858e2df4"),
     ),
     "big_batch": (
         dict(
@@ -74,7 +80,7 @@ PINNED = {
             bins=64,
             seed=0,
         ),
-        "ee06951c43f76f0b",
+        ("ee06951c43f76f0b",),
     ),
 }
 
@@ -115,7 +121,7 @@ def test_results_match_the_recorded_fingerprint(key):
     options, expected = PINNED[key]
     options = dict(options)
     target, nodes, methods = options.pop("target"), options.pop("nodes"), options.pop("methods")
-    assert digest(toylab.fit(target, nodes=nodes, methods=methods, **options)) == expected
+    assert digest(toylab.fit(target, nodes=nodes, methods=methods, **options)) in expected
 
 
 def test_a_checkpoint_written_before_the_reorganisation_resumes_bit_exactly(tmp_path):
