@@ -208,6 +208,8 @@ class NeuralTree:
         self.splits = [0] * layers
         # decayed use of every node of the tree: the counts prior p(k | parent)
         self.usage = [np.zeros(k ** (lv + 1)) for lv in range(layers)]
+        # where each layer's nodes start in the flat array of every layer (the descent's layout)
+        self._offsets = np.cumsum([0] + [k ** (lv + 1) for lv in range(layers)]).astype(np.int64)
         self.prior = "learned"  # or "logits" (the CE-trained head) or "uniform"
         self.feat = feat
         self._table: TreeTable | None = None
@@ -288,8 +290,8 @@ class NeuralTree:
         expanded = self._expand(grad=True)
         flat_t = torch.cat([c.detach().reshape(-1, 2) for c, _, _ in expanded])
         flat = flat_t.to("cpu", torch.float64).numpy()
-        offsets = np.cumsum([0] + [self.k ** (lv + 1) for lv in range(self.n_layers)])
-        chosen, sums, hits = _descend(flat, offsets.astype(np.int64), self.k, points, "l2")
+        offsets = self._offsets
+        chosen, sums, hits = _descend(flat, offsets, self.k, points, "l2")
         b = points.shape[0]
         pull = float(self.opt["pull"])
         loss = torch.zeros((), device=self.device)
@@ -358,14 +360,13 @@ class NeuralTree:
     def _descend_all(self, points: np.ndarray):
         leaves = self._leaves().reshape(-1, 2).double().cpu().numpy()
         flat = np.concatenate([self._polish["upper"], leaves])
-        offsets = np.cumsum([0] + [self.k ** (lv + 1) for lv in range(self.n_layers)])
-        return _descend(flat, offsets.astype(np.int64), self.k, points, "l2")
+        return _descend(flat, self._offsets, self.k, points, "l2")
 
     def _assign_ring(self) -> None:
         """Each leaf's centroid and weight from the ring's points; the prior is their recount."""
         pol = self._polish
         _, sums, hits = self._descend_all(pol["ring"][: pol["filled"]])
-        offsets = np.cumsum([0] + [self.k ** (lv + 1) for lv in range(self.n_layers)])
+        offsets = self._offsets
         for level in range(self.n_layers):
             self.usage[level][:] = hits[offsets[level] : offsets[level + 1]]
         a = offsets[-2]
