@@ -36,8 +36,7 @@ from scipy.spatial import cKDTree
 import densities
 from toylab import kl_floors
 from toylab.metrics import node_histogram
-
-PAPER = {"spiral": "sprial.png", "qr": "QR_code.png", "words": "words.png"}
+from toylab.paper import PAPER_IMAGES
 
 
 def equal_mass_quantiser(
@@ -71,8 +70,8 @@ def equal_mass_quantiser(
 
 
 def target(paper_dir: Path, name: str, bins: int) -> densities.Density:
-    if name in PAPER:
-        return densities.get("image", bins, path=str(paper_dir / PAPER[name]))
+    if name in PAPER_IMAGES:
+        return densities.get("image", bins, path=str(paper_dir / PAPER_IMAGES[name][0]))
     return densities.get(name, bins)
 
 
