@@ -75,6 +75,17 @@ def target(paper_dir: Path, name: str, bins: int) -> densities.Density:
     return densities.get(name, bins)
 
 
+def int_list(p: argparse.ArgumentParser, flag: str, text: str, low: int) -> list[int]:
+    """A comma-separated list of integers >= low, or a one-line usage error."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        p.error(f"{flag} must be comma-separated integers, got {text!r}")
+    if min(values) < low:
+        p.error(f"{flag} values must be >= {low}, got {text!r}")
+    return values
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--paper-images", required=True, type=Path, help="folder of the paper's PNGs")
@@ -86,8 +97,20 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=150)
     p.add_argument("--bins", type=int, default=100)
     args = p.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    multiples = [int(m) for m in args.multiples.split(",")]
+    seeds = int_list(p, "--seeds", args.seeds, 0)
+    multiples = int_list(p, "--multiples", args.multiples, 1)
+    for flag, value, low in (
+        ("--nodes", args.nodes, 1),
+        ("--samples", args.samples, args.nodes),
+        ("--iterations", args.iterations, 1),
+        ("--bins", args.bins, 2),
+    ):
+        if value < low:
+            p.error(f"{flag} must be >= {low}, got {value}")
+    try:  # every target loads before any work starts
+        targets = [target(args.paper_images, n, args.bins) for n in args.targets.split(",")]
+    except (densities.DensityError, ValueError, KeyError) as e:
+        p.error(str(e).strip("'\""))
     print(
         f"K = {args.nodes}, N = {args.samples}, {args.bins} bins, {args.iterations} iterations,"
         f" seeds {seeds}, data multiples {multiples}",
@@ -97,8 +120,7 @@ def main() -> None:
         f"{f'x{m} KL [/floor] count sd':>34}" for m in multiples
     )
     rows = []
-    for name in args.targets.split(","):
-        d = target(args.paper_images, name, args.bins)
+    for name, d in zip(args.targets.split(","), targets, strict=True):
         q = d.array / d.array.sum()
         floor_kl, kl = [], {m: [] for m in multiples}
         spread = {m: [] for m in multiples}
