@@ -96,9 +96,10 @@ def tree_config(target: str, form: str, steps: int, args) -> RunConfig:
 
 def fit_tree(target: str, form: str, args) -> tuple[dict, Run, int]:
     """Calibrate the step time (process CPU time, so other load on a shared machine does not
-    skew it) as the difference of a 600- and a 300-step run, then train that many steps for the budget; the tree's metrics, with
-    `seconds`: the CPU time the run's steps actually took, its data included and its final
-    scoring not (the budget check: the probe's steps have the schedule's mix of phases)."""
+    skew it) as the difference of a 600- and a 300-step run, then train that many steps for
+    the budget; the tree's metrics, with `seconds`: the CPU time the run's steps actually took,
+    its data included and its final scoring not (the budget check: the probe's steps have the
+    schedule's mix of phases)."""
     spent = []
     for n in (PROBE_STEPS, 2 * PROBE_STEPS):  # the difference drops the fixed start-up cost
         probe_config = tree_config(target, form, n, args)

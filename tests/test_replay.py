@@ -8,6 +8,7 @@ import toylab
 from toylab.errors import ToylabError
 from toylab.fitting.methods import Settings
 from toylab.fitting.replay import ReplaySplitAndPrune
+from toylab.fitting.ring import push_points
 from toylab.run import Run
 from toylab.store import statefile
 
@@ -39,6 +40,17 @@ def test_the_buffer_is_a_ring_of_the_latest_points_emptied_at_a_target_change():
     assert sorted(m.buffer[:, 0].tolist()) == sorted(pts[5:, 0].tolist())  # the last 8
     m.begin_target(10, None)
     assert m.filled == 0 and m.seen == 0
+
+
+def test_push_points_keeps_the_newest_in_order_behind_the_head():
+    ring = np.full((5, 1), -1.0)
+    head, filled = push_points(ring, 0, 0, np.arange(3.0)[:, None])
+    assert (head, filled) == (3, 3) and ring[:3, 0].tolist() == [0, 1, 2]
+    head, filled = push_points(ring, head, filled, np.arange(3.0, 7.0)[:, None])  # wraps
+    assert (head, filled) == (2, 5) and ring[:, 0].tolist() == [5, 6, 2, 3, 4]
+    head, filled = push_points(ring, head, filled, np.arange(7.0, 14.0)[:, None])  # > ring
+    assert (head, filled) == (2, 5)
+    assert np.roll(ring[:, 0], -head).tolist() == [9, 10, 11, 12, 13]  # oldest first from head
 
 
 def test_a_refit_moves_nodes_to_the_mean_of_their_buffered_points():

@@ -38,6 +38,7 @@ from toylab.compiled import njit
 from toylab.fitting.backend import Positions
 from toylab.fitting.balanced import BalancedSplitAndPrune
 from toylab.fitting.methods import Settings
+from toylab.fitting.ring import push_points
 from toylab.lazy import as_numpy
 
 MAX_BUFFER = 1 << 22  # at most 4M points (64 MB) whatever K and the window
@@ -138,19 +139,8 @@ class ReplaySplitAndPrune(BalancedSplitAndPrune):
         return result
 
     def _remember(self, points: np.ndarray) -> None:
-        b, cap = points.shape[0], self.capacity
-        if b >= cap:
-            points, b = points[-cap:], cap
-        end = self.head + b
-        if end <= cap:
-            self.buffer[self.head : end] = points
-        else:
-            first = cap - self.head
-            self.buffer[self.head :] = points[:first]
-            self.buffer[: b - first] = points[first:]
-        self.head = end % cap
-        self.filled = min(cap, self.filled + b)
-        self.seen += b
+        self.head, self.filled = push_points(self.buffer, self.head, self.filled, points)
+        self.seen += min(points.shape[0], self.capacity)
 
     def refit(self) -> None:
         """Lloyd passes over the buffer (see the module docstring)."""

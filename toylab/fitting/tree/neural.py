@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from toylab.fitting.ring import push_points
 from toylab.fitting.splitting import plan_splits
 from toylab.fitting.tree.points import _descend
 from toylab.fitting.tree.table import TreeTable
@@ -385,12 +386,7 @@ class NeuralTree:
             self._begin_polish()
         pol = self._polish
         chosen = self._descend_all(points)[0]
-        ring, cap = pol["ring"], pol["ring"].shape[0]
-        take = points[-cap:]
-        idx = (pol["at"] + np.arange(take.shape[0])) % cap
-        ring[idx] = take
-        pol["at"] = int((pol["at"] + take.shape[0]) % cap)
-        pol["filled"] = min(cap, pol["filled"] + take.shape[0])
+        pol["at"], pol["filled"] = push_points(pol["ring"], pol["at"], pol["filled"], points)
         if (t - start) % int(self.opt["polish_every"]) == 0 or pol["weights"] is None:
             self._assign_ring()
         frac = (t - start) / max(n, 1)
